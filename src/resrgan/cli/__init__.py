@@ -1,0 +1,90 @@
+"""Command-line entry point: ``resrgan SUBCOMMAND ...`` (also ``python -m resrgan``).
+
+Each subcommand lives in its own module ``resrgan.cli.<module>`` exposing::
+
+    HELP: str                                   # one line for ``resrgan --help``
+    def add_arguments(parser) -> None           # argparse setup; must not import torch
+    def run(args) -> int                        # the work; returns the exit code
+
+Modules are imported lazily so that ``resrgan --help`` and start-up stay fast. Errors derived from
+``ResrganError`` are printed as one line (no traceback) with their exit code: 2 for usage and config
+errors, 1 for runtime failures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# subcommand -> module name under resrgan.cli
+COMMANDS: dict[str, str] = {
+    "upscale": "upscale",
+    "models": "models",
+    "convert-ncnn": "convert_ncnn",
+    "degrade": "degrade",
+    "train": "train",
+    "evaluate": "evaluate",
+    "niqe-fit": "niqe_fit",
+}
+
+
+def _load(module: str):  # type: ignore[no-untyped-def]
+    try:
+        return importlib.import_module(f"{__name__}.{module}")
+    except ModuleNotFoundError as e:
+        if e.name == f"{__name__}.{module}":
+            return None
+        raise
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="resrgan",
+        description="Real-ESRGAN: upscale images, synthesize training pairs, train and evaluate.",
+    )
+    parser.add_argument("--version", action="version", version=f"resrgan {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in COMMANDS.items():
+        if only is not None and name != only:
+            continue
+        mod = _load(module)
+        if mod is None:
+            continue
+        p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI in-process; returns the exit code (never calls sys.exit itself)."""
+    from ..errors import ResrganError
+
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    # Build only the requested subcommand's parser: keeps start-up cheap.
+    first = next((a for a in args_list if not a.startswith("-")), None)
+    parser = build_parser(first if first in COMMANDS else None)
+    try:
+        args = parser.parse_args(args_list)
+    except SystemExit as e:  # argparse: --help (0) or a usage error (2)
+        return int(e.code or 0)
+    if not getattr(args, "_run", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except ResrganError as e:
+        print(f"resrgan {args.command}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"resrgan {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
