@@ -1,9 +1,10 @@
 """Safe loading and saving of network weights.
 
-* ``.safetensors`` through safetensors; ``.pth``/``.pt``/``.ckpt`` through ``torch.load(weights_only=True)``:
-  nothing is ever unpickled beyond tensors and plain containers.
-* Official BasicSR checkpoints hold ``{'params_ema': sd}`` and/or ``{'params': sd}``; ``params_ema`` is
-  preferred, then ``params``, then a bare state dict. A ``module.`` prefix (DDP) is stripped.
+* ``.safetensors`` through safetensors; ``.pth``/``.pt``/``.ckpt`` through
+  ``torch.load(weights_only=True)``: nothing is ever unpickled beyond tensors and plain containers.
+* Official BasicSR checkpoints hold ``{'params_ema': sd}`` and/or ``{'params': sd}``;
+  ``params_ema`` is preferred, then ``params``, then a bare state dict. A ``module.`` prefix (DDP)
+  is stripped.
 * ``save_weights`` writes files the original code (``params_ema`` key) and spandrel load unchanged.
 """
 
@@ -50,16 +51,21 @@ def _read_raw(path: Path) -> Any:
         raise WeightsError(f"{path}: not a readable PyTorch weights file ({msg[:200]})") from None
 
 
-def select_state_dict(obj: Any, *, key: str | None = None, source: str = "weights") -> dict[str, torch.Tensor]:
+def select_state_dict(
+    obj: Any, *, key: str | None = None, source: str = "weights"
+) -> dict[str, torch.Tensor]:
     """Pick the network state dict out of a loaded checkpoint object.
 
-    ``key`` forces a specific top-level key; otherwise ``params_ema`` > ``params`` > the object itself.
+    ``key`` forces a specific top-level key; otherwise ``params_ema`` > ``params`` > the object
+    itself.
     """
     if not isinstance(obj, Mapping):
         raise WeightsError(f"{source}: expected a state dict, got {type(obj).__name__}")
     if key is not None:
         if key not in obj:
-            raise WeightsError(f"{source}: no '{key}' entry (has: {', '.join(map(str, list(obj)[:6]))})")
+            raise WeightsError(
+                f"{source}: no '{key}' entry (has: {', '.join(map(str, list(obj)[:6]))})"
+            )
         sd = obj[key]
     else:
         sd = next((obj[k] for k in PARAM_KEYS if k in obj and isinstance(obj[k], Mapping)), obj)
@@ -71,7 +77,9 @@ def select_state_dict(obj: Any, *, key: str | None = None, source: str = "weight
     return out
 
 
-def load_state_dict(path: str | os.PathLike[str], *, key: str | None = None) -> dict[str, torch.Tensor]:
+def load_state_dict(
+    path: str | os.PathLike[str], *, key: str | None = None
+) -> dict[str, torch.Tensor]:
     """Load a network state dict from ``.pth`` or ``.safetensors`` safely (see module doc)."""
     p = Path(path)
     return select_state_dict(_read_raw(p), key=key, source=str(p))
@@ -80,7 +88,10 @@ def load_state_dict(path: str | os.PathLike[str], *, key: str | None = None) -> 
 def load_model(
     path: str | os.PathLike[str], *, key: str | None = None
 ) -> tuple[nn.Module, str, dict[str, Any]]:
-    """Load weights, detect the architecture, build it and load strictly. Returns (net, arch, kwargs)."""
+    """Load weights, detect the architecture, build it and load strictly.
+
+    Returns (net, arch, kwargs).
+    """
     from ..nets import build_arch, detect_arch
 
     sd = load_state_dict(path, key=key)
@@ -92,7 +103,9 @@ def load_model(
     try:
         net.load_state_dict(sd, strict=True)
     except RuntimeError as e:
-        raise WeightsError(f"{path}: weights do not fit {arch}({kwargs}): {str(e).splitlines()[0]}") from None
+        raise WeightsError(
+            f"{path}: weights do not fit {arch}({kwargs}): {str(e).splitlines()[0]}"
+        ) from None
     net.eval()
     return net, arch, kwargs
 
@@ -130,3 +143,36 @@ def save_weights(
     else:
         _atomic_write(p, lambda tmp: torch.save({"params_ema": sd}, tmp))
     return p
+
+
+def interpolate_state_dicts(
+    a: Mapping[str, torch.Tensor],
+    b: Mapping[str, torch.Tensor],
+    wa: float,
+    wb: float,
+    *,
+    names: tuple[str, str] = ("first", "second"),
+) -> dict[str, torch.Tensor]:
+    """Network interpolation (DNI): ``wa * a[k] + wb * b[k]`` for every key, computed in float32 and
+    cast back to ``a``'s dtype. Keys and shapes must match; ``names`` label the two sources in
+    errors.
+    """
+    only_a = sorted(set(a) - set(b))
+    only_b = sorted(set(b) - set(a))
+    if only_a or only_b:
+        k, src = (only_a[0], names[0]) if only_a else (only_b[0], names[1])
+        raise WeightsError(
+            f"cannot interpolate {names[0]} and {names[1]}: key '{k}' is only in {src} "
+            f"({len(only_a) + len(only_b)} keys differ); both must be the same architecture"
+        )
+    out: dict[str, torch.Tensor] = {}
+    for k, va in a.items():
+        vb = b[k]
+        if va.shape != vb.shape:
+            raise WeightsError(
+                f"cannot interpolate {names[0]} and {names[1]}: '{k}' has shape {tuple(va.shape)} "
+                f"vs {tuple(vb.shape)}; both must be the same architecture"
+            )
+        mixed = wa * va.to(torch.float32) + wb * vb.to(torch.float32)
+        out[k] = mixed.to(va.dtype) if va.is_floating_point() else va.clone()
+    return out
