@@ -1,0 +1,100 @@
+"""Device and precision choices for inference, and the checks that trigger a fallback.
+
+* ``auto``: fp16 on CUDA (bf16 on CUDA devices without fast fp16 is not a case torch exposes; fp16
+  is supported everywhere CUDA is), fp32 on CPU. ``bf16`` on CPU is opt-in (fast on CPUs with
+  AVX512-BF16/AMX).
+* A half-precision result with NaN/Inf, or an all-black tile from a non-black input (the fp16
+  failure of upstream issue #330), is reported by :func:`half_output_is_bad`; the upscaler then
+  redoes the image in fp32.
+* :func:`is_out_of_memory` recognises CUDA and CPU allocation failures.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import UsageError
+
+PRECISIONS: dict[str, torch.dtype | None] = {
+    "auto": None,
+    "fp32": torch.float32,
+    "fp16": torch.float16,
+    "bf16": torch.bfloat16,
+}
+
+# An input tile brighter than this whose output is all <= 0 is treated as the fp16 "black output"
+# failure.
+_BLACK_INPUT_MIN = 4.0 / 255.0
+
+
+def resolve_device(device: str | torch.device | None, gpu_id: int | None) -> torch.device:
+    """Explicit ``device`` wins; else ``cuda:{gpu_id}`` (0 included), else ``cuda`` if available,
+    else CPU."""
+    if device is not None:
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError) as e:
+            raise UsageError(
+                f"device: '{device}' is not a torch device ({e}); use e.g. 'cpu' or 'cuda:0'"
+            ) from None
+    elif gpu_id is not None:
+        dev = torch.device(f"cuda:{int(gpu_id)}")
+    else:
+        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(
+                f"device: '{dev}' requested but CUDA is not available; use device='cpu'"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise UsageError(
+                f"gpu_id: {dev.index} but only {torch.cuda.device_count()} CUDA device(s)"
+                " are visible"
+            )
+    return dev
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    """Map a precision name to the compute dtype on ``device``."""
+    if precision not in PRECISIONS:
+        raise UsageError(
+            f"precision: '{precision}' is not one of {', '.join(PRECISIONS)}; "
+            "use fp32 for exact results, bf16/fp16 for speed"
+        )
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return torch.float16 if device.type in ("cuda", "mps") else torch.float32
+    if dtype is torch.float16 and device.type == "cpu" and not _cpu_supports(torch.float16):
+        return torch.bfloat16
+    return dtype
+
+
+def _cpu_supports(dtype: torch.dtype) -> bool:
+    try:
+        conv = torch.nn.Conv2d(3, 4, 3, padding=1).to(dtype)
+        with torch.inference_mode():
+            conv(torch.zeros(1, 3, 8, 8, dtype=dtype))
+    except RuntimeError:
+        return False
+    return True
+
+
+def half_output_is_bad(tile_in: torch.Tensor, tile_out: torch.Tensor) -> bool:
+    """True when a reduced-precision tile output has NaN/Inf, or is all black from a non-black
+    input."""
+    if not bool(torch.isfinite(tile_out).all()):
+        return True
+    return bool(tile_out.amax() <= 0) and bool(tile_in.amax() > _BLACK_INPUT_MIN)
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """CUDA OOM, or a CPU allocation failure (``DefaultCPUAllocator: can't allocate memory``)."""
+    oom_type = getattr(torch, "OutOfMemoryError", None)
+    if oom_type is not None and isinstance(err, oom_type):
+        return True
+    if isinstance(err, MemoryError):
+        return True
+    if isinstance(err, RuntimeError):
+        msg = str(err)
+        return "out of memory" in msg.lower() or "DefaultCPUAllocator" in msg
+    return False
