@@ -1,0 +1,382 @@
+"""NIQE (Mittal, Soundararajan & Bovik, IEEE SPL 2012) exactly as BasicSR computes it.
+
+Reproduces ``basicsr/metrics/niqe.py`` ``calculate_niqe(img, crop_border, convert_to='y')``:
+
+1. the image (in [0, 255], see :mod:`resrgan.metrics.color`) goes to float32, then to MATLAB BT.601
+   luma (3 channels) or is used as is (1 channel); ``crop_border`` pixels are cut from every side;
+   the result is **rounded** (BasicSR does this to match MATLAB);
+2. it is cut to whole 96x96 blocks (no overlap);
+3. at two scales: MSCN coefficients ``(I - mu) / (sigma + 1)`` with the 7x7 Gaussian window of the
+   pristine model (``scipy.ndimage.convolve``, ``mode='nearest'``); per block 18 AGGD features
+   (the block, and its products with the block circularly shifted by (0,1), (1,0), (1,1), (1,-1));
+   the AGGD shape comes from a grid search over gamma = 0.2:0.001:10; between the scales the image
+   is halved with MATLAB bicubic + antialiasing (:func:`resrgan.metrics.imresize.imresize`);
+4. the image model is the NaN-mean of the 36-feature rows and the covariance of the rows without
+   NaN; NIQE = sqrt((mu_p - mu_d) pinv((cov_p + cov_d) / 2) (mu_p - mu_d)^T).
+
+Differences from BasicSR, all deliberate: the AGGD grid search is vectorised over blocks (same
+argmin, NaN statistics give gamma = 0.2 as ``np.argmin`` does); images with fewer than two whole
+96x96 blocks, or fewer than two blocks with defined features, raise :class:`NiqeImageTooSmallError`
+instead of numpy's ``LinAlgError``.
+
+The pristine parameters are not bundled: :func:`load_niqe_params` finds them (explicit path,
+``RESRGAN_NIQE_PARAMS``, the cache, or a sha256-checked download of BasicSR's file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ResrganError
+from ..paths import cache_dir
+from .color import ChannelOrder, luma_or_gray
+from .imresize import imresize
+
+log = logging.getLogger(__name__)
+
+BLOCK_SIZE = 96
+NIQE_PARAMS_URL = (
+    "https://raw.githubusercontent.com/XPixelGroup/BasicSR/"
+    "8d56e3a045f9fb3e1d8872f92ee4a4f07f886b0a/basicsr/metrics/niqe_pris_params.npz"
+)
+NIQE_PARAMS_SHA256 = "2a7c182a68c9e7f1b2e2e5ec723279d6f65d912b6fcaf37eb2bf03d7367c4296"
+NIQE_PARAMS_FILENAME = "niqe_pris_params.npz"
+ENV_PARAMS = "RESRGAN_NIQE_PARAMS"
+
+# The AGGD shape grid, built exactly as BasicSR does (np.arange(0.2, 10.001, 0.001): 9801 values).
+_GAMMA_GRID = np.arange(0.2, 10.001, 0.001)
+_SHIFTS = ((0, 1), (1, 0), (1, 1), (1, -1))
+
+
+class NiqeImageTooSmallError(ResrganError):
+    """The image has too few 96x96 blocks (or too few with defined features) for NIQE."""
+
+
+@dataclass(frozen=True)
+class NiqeParams:
+    """A pristine multivariate-Gaussian model: mean (36,), covariance (36, 36), window (7, 7)."""
+
+    mu: np.ndarray
+    cov: np.ndarray
+    window: np.ndarray
+    source: str = "<memory>"
+
+
+def gaussian_window(size: int = 7, sigma: float = 7.0 / 6.0) -> np.ndarray:
+    """The normalised 2-D Gaussian window of the MATLAB NIQE release (7x7, sigma = 7/6)."""
+    r = (size - 1) / 2.0
+    x = np.arange(size, dtype=np.float64) - r
+    g = np.exp(-(x**2) / (2.0 * sigma**2))
+    w = np.outer(g, g)
+    return w / w.sum()
+
+
+# ----------------------------------------------------------------------------------------------
+# parameters
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_niqe_params(path: str | Path) -> NiqeParams:
+    """Read a NIQE parameter file (BasicSR's ``.npz`` layout); no pickles are loaded."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ResrganError(
+            f"{p}: NIQE parameter file not found; pass an existing .npz "
+            "(e.g. BasicSR's niqe_pris_params.npz or one made by `resrgan niqe-fit`)"
+        )
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            arrays = {k: np.asarray(z[k], dtype=np.float64) for k in z.files}
+    except (OSError, ValueError) as e:
+        raise ResrganError(f"{p}: not a readable .npz file ({e})") from None
+    missing = [k for k in ("mu_pris_param", "cov_pris_param") if k not in arrays]
+    if missing:
+        raise ResrganError(
+            f"{p}: missing key(s) {', '.join(missing)} (found {sorted(arrays)}); expected "
+            "mu_pris_param (1x36), cov_pris_param (36x36) and optionally gaussian_window (7x7)"
+        )
+    mu = arrays["mu_pris_param"].reshape(-1)
+    cov = arrays["cov_pris_param"]
+    window = arrays.get("gaussian_window", gaussian_window())
+    if mu.shape != (36,) or cov.shape != (36, 36):
+        raise ResrganError(
+            f"{p}: mu_pris_param has {mu.size} values and cov_pris_param shape {cov.shape}; "
+            "expected 36 and (36, 36)"
+        )
+    if window.ndim != 2 or window.shape[0] != window.shape[1] or window.shape[0] % 2 != 1:
+        raise ResrganError(
+            f"{p}: gaussian_window has shape {window.shape}; expected a square odd-sized window"
+        )
+    return NiqeParams(mu=mu, cov=cov, window=window, source=str(p))
+
+
+def write_niqe_params(path: str | Path, params: NiqeParams) -> Path:
+    """Write ``params`` atomically in BasicSR's layout (mu 1x36, cov 36x36, gaussian_window)."""
+    p = Path(path).expanduser()
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(
+                f,
+                mu_pris_param=np.asarray(params.mu, dtype=np.float64).reshape(1, -1),
+                cov_pris_param=np.asarray(params.cov, dtype=np.float64),
+                gaussian_window=np.asarray(params.window, dtype=np.float64),
+            )
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p
+
+
+def _offline() -> bool:
+    return os.environ.get("RESRGAN_OFFLINE", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _download(url: str, dest: Path, sha256: str) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=60) as r:
+            while chunk := r.read(1 << 16):
+                f.write(chunk)
+        got = _sha256(Path(tmp))
+        if got != sha256:
+            raise ResrganError(
+                f"{url}: downloaded file has sha256 {got}, expected {sha256}; nothing was saved. "
+                f"Download it yourself and pass --niqe-params PATH or set {ENV_PARAMS}"
+            )
+        os.replace(tmp, dest)
+    except (urllib.error.URLError, OSError, TimeoutError) as e:
+        raise ResrganError(
+            f"could not download the NIQE parameters from {url} ({e}); "
+            f"pass --niqe-params PATH, set {ENV_PARAMS}, or put the file at {dest}"
+        ) from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def load_niqe_params(path: str | Path | None = None, *, download: bool = True) -> NiqeParams:
+    """Find and read the pristine NIQE model.
+
+    Order: ``path``; the ``RESRGAN_NIQE_PARAMS`` environment variable; the cache file
+    ``cache_dir()/niqe_pris_params.npz`` (sha256-checked); a download of BasicSR's file into the
+    cache (sha256-checked, atomic), unless ``download`` is False or ``RESRGAN_OFFLINE=1``.
+    """
+    if path is not None:
+        return read_niqe_params(path)
+    env = os.environ.get(ENV_PARAMS)
+    if env:
+        return read_niqe_params(env)
+    cached = cache_dir() / NIQE_PARAMS_FILENAME
+    if cached.is_file():
+        got = _sha256(cached)
+        if got != NIQE_PARAMS_SHA256:
+            raise ResrganError(
+                f"{cached}: sha256 {got} is not BasicSR's niqe_pris_params.npz ({NIQE_PARAMS_SHA256}); "
+                f"delete it to re-download, or pass your own file with --niqe-params / {ENV_PARAMS}"
+            )
+        return read_niqe_params(cached)
+    options = (
+        f"pass --niqe-params PATH, set {ENV_PARAMS}=PATH, or copy BasicSR's "
+        f"niqe_pris_params.npz (sha256 {NIQE_PARAMS_SHA256}) to {cached}"
+    )
+    if not download or _offline():
+        why = "RESRGAN_OFFLINE=1" if _offline() else "downloads are disabled"
+        raise ResrganError(f"NIQE parameters not found and {why}: {options}")
+    log.info("downloading NIQE parameters from %s", NIQE_PARAMS_URL)
+    _download(NIQE_PARAMS_URL, cached, NIQE_PARAMS_SHA256)
+    return read_niqe_params(cached)
+
+
+# ----------------------------------------------------------------------------------------------
+# features
+
+
+def _aggd_gamma_table() -> np.ndarray:
+    from scipy.special import gamma
+
+    rec = 1.0 / _GAMMA_GRID
+    return gamma(rec * 2) ** 2 / (gamma(rec) * gamma(rec * 3))
+
+
+_R_GAMMA: np.ndarray | None = None
+
+
+def _r_gamma() -> np.ndarray:
+    global _R_GAMMA
+    if _R_GAMMA is None:
+        _R_GAMMA = _aggd_gamma_table()
+    return _R_GAMMA
+
+
+def fit_aggd(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """AGGD fit of each row of ``x`` (N, M): returns (alpha, beta_l, beta_r), each (N,).
+
+    BasicSR ``estimate_aggd_param`` vectorised over rows: moment matching, then the grid search
+    ``argmin((r(gamma) - r_hat_norm)^2)`` over gamma = 0.2:0.001:10. A row without negative (or
+    positive) values has undefined statistics: like ``np.argmin`` on NaN, alpha is then 0.2 and the
+    betas are NaN.
+    """
+    from scipy.special import gamma
+
+    x = np.asarray(x, dtype=np.float64)
+    neg = x < 0
+    pos = x > 0
+    sq = x * x
+    with np.errstate(divide="ignore", invalid="ignore"):
+        left_std = np.sqrt((sq * neg).sum(axis=1) / neg.sum(axis=1))
+        right_std = np.sqrt((sq * pos).sum(axis=1) / pos.sum(axis=1))
+        gammahat = left_std / right_std
+        rhat = np.abs(x).mean(axis=1) ** 2 / sq.mean(axis=1)
+        rhatnorm = rhat * (gammahat**3 + 1) * (gammahat + 1) / (gammahat**2 + 1) ** 2
+    r_gam = _r_gamma()
+    idx = np.zeros(x.shape[0], dtype=np.int64)
+    finite = ~np.isnan(rhatnorm)
+    vals = rhatnorm[finite]
+    found = np.empty(vals.shape[0], dtype=np.int64)
+    chunk = 512
+    for s in range(0, vals.shape[0], chunk):
+        found[s : s + chunk] = np.argmin((r_gam[None, :] - vals[s : s + chunk, None]) ** 2, axis=1)
+    idx[finite] = found
+    alpha = _GAMMA_GRID[idx]
+    ratio = np.sqrt(gamma(1.0 / alpha) / gamma(3.0 / alpha))
+    return alpha, left_std * ratio, right_std * ratio
+
+
+def _block_features(blocks: np.ndarray) -> np.ndarray:
+    """18 NIQE features per block of ``blocks`` (N, b, b) -> (N, 18) (BasicSR ``compute_feature``)."""
+    from scipy.special import gamma
+
+    n = blocks.shape[0]
+    feats = np.empty((n, 18), dtype=np.float64)
+    alpha, bl, br = fit_aggd(blocks.reshape(n, -1))
+    feats[:, 0] = alpha
+    feats[:, 1] = (bl + br) / 2
+    for i, shift in enumerate(_SHIFTS):
+        prod = blocks * np.roll(blocks, shift, axis=(1, 2))
+        alpha, bl, br = fit_aggd(prod.reshape(n, -1))
+        mean = (br - bl) * (gamma(2.0 / alpha) / gamma(1.0 / alpha))
+        feats[:, 2 + 4 * i : 6 + 4 * i] = np.stack([alpha, mean, bl, br], axis=1)
+    return feats
+
+
+def _mscn(img: np.ndarray, window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """MSCN coefficients and local sigma of a float32 image (BasicSR's dtypes: float32 outputs)."""
+    from scipy.ndimage import convolve
+
+    mu = convolve(img, window, mode="nearest")
+    sigma = np.sqrt(np.abs(convolve(np.square(img), window, mode="nearest") - np.square(mu)))
+    return (img - mu) / (sigma + 1), sigma
+
+
+def _split_blocks(img: np.ndarray, nh: int, nw: int, bs: int) -> np.ndarray:
+    """(nh*bs, nw*bs) -> (nh*nw, bs, bs), column-major block order as BasicSR's loops."""
+    return img.reshape(nh, bs, nw, bs).transpose(2, 0, 1, 3).reshape(nh * nw, bs, bs)
+
+
+def niqe_features(
+    y: np.ndarray, window: np.ndarray, *, block_size: int = BLOCK_SIZE
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-block NIQE features of a luma image already cropped, rounded and in [0, 255].
+
+    Returns ``(features (N, 36), sharpness (N,))`` where N = floor(H/bs) * floor(W/bs) and
+    sharpness is the mean local sigma of each block at the first scale (used by ``niqe-fit``).
+    """
+    h, w = y.shape
+    nh, nw = h // block_size, w // block_size
+    img = np.asarray(y, dtype=np.float32)[: nh * block_size, : nw * block_size]
+    per_scale = []
+    sharpness = np.empty(0)
+    for scale in (1, 2):
+        bs = block_size // scale
+        mscn, sigma = _mscn(img, window)
+        per_scale.append(_block_features(_split_blocks(mscn, nh, nw, bs)))
+        if scale == 1:
+            sharpness = _split_blocks(sigma.astype(np.float64), nh, nw, bs).mean(axis=(1, 2))
+            half = imresize(img / np.float32(255.0), 0.5, antialiasing=True, dtype=np.float32)
+            img = half * np.float32(255.0)
+    return np.concatenate(per_scale, axis=1), sharpness
+
+
+def niqe_luma(
+    img: np.ndarray, *, crop_border: int = 0, channel_order: ChannelOrder = "rgb"
+) -> np.ndarray:
+    """The rounded float32 luma NIQE works on: BT.601 Y (or the grey channel), cropped, rounded."""
+    y = luma_or_gray(img, channel_order=channel_order)
+    if crop_border < 0:
+        raise ResrganError(f"crop_border={crop_border} must be >= 0")
+    if crop_border:
+        y = y[crop_border:-crop_border, crop_border:-crop_border]
+    return np.round(y)
+
+
+def niqe(
+    img: np.ndarray,
+    *,
+    crop_border: int = 0,
+    channel_order: ChannelOrder = "rgb",
+    params: NiqeParams | None = None,
+    name: str = "image",
+    block_size: int = BLOCK_SIZE,
+) -> float:
+    """NIQE of one image (lower is better), as BasicSR ``calculate_niqe(..., convert_to='y')``.
+
+    ``img``: HxW, HxWx1 or HxWx3 (uint8, uint16 or float in [0, 255]); ``channel_order`` says whether
+    3 channels are RGB (the resrgan convention) or BGR (cv2, BasicSR). ``params`` defaults to
+    :func:`load_niqe_params`. ``name`` is used in error messages. Raises
+    :class:`NiqeImageTooSmallError` when fewer than two whole blocks (two with defined features)
+    fit after ``crop_border``.
+    """
+    if params is None:
+        params = load_niqe_params()
+    y = niqe_luma(img, crop_border=crop_border, channel_order=channel_order)
+    h, w = y.shape
+    nblocks = (h // block_size) * (w // block_size)
+    if nblocks < 2:
+        raise NiqeImageTooSmallError(
+            f"{name}: {w}x{h} px (after crop_border={crop_border}) holds {nblocks} whole "
+            f"{block_size}x{block_size} block(s); NIQE needs at least 2, i.e. at least "
+            f"{2 * block_size}x{block_size} or {block_size}x{2 * block_size} px"
+        )
+    feats, _ = niqe_features(y, params.window, block_size=block_size)
+    return niqe_distance(feats, params, name=name)
+
+
+def fit_mvg(feats: np.ndarray, *, name: str = "image") -> tuple[np.ndarray, np.ndarray]:
+    """Mean (NaN-mean) and covariance (rows without NaN) of feature rows, as BasicSR."""
+    ok = feats[~np.isnan(feats).any(axis=1)]
+    if ok.shape[0] < 2:
+        raise NiqeImageTooSmallError(
+            f"{name}: only {ok.shape[0]} of {feats.shape[0]} blocks have defined NIQE features "
+            "(flat or constant regions give undefined statistics); NIQE needs at least 2. "
+            "Use a larger or less flat image"
+        )
+    with np.errstate(invalid="ignore"):
+        mu = np.nanmean(feats, axis=0)
+    return mu, np.cov(ok, rowvar=False)
+
+
+def niqe_distance(feats: np.ndarray, params: NiqeParams, *, name: str = "image") -> float:
+    """The NIQE distance between the MVG of ``feats`` (N, 36) and the pristine model."""
+    mu_d, cov_d = fit_mvg(feats, name=name)
+    diff = params.mu - mu_d
+    inv = np.linalg.pinv((params.cov + cov_d) / 2)
+    return float(np.sqrt(diff @ inv @ diff))
