@@ -36,6 +36,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -294,12 +295,27 @@ class _Refuse(Exception):
 
 
 def _final_output(job: Job, image: Any) -> Path:
-    if job.ext != "auto" and not getattr(image, "has_alpha", False):
-        return job.output
+    """The planned output with the extension ``output_extension`` picks for this image (alpha or
+    16-bit pixels may need png where the name alone suggested jpg)."""
     from ..io.images import output_extension
 
     ext = output_extension(image, job.ext).lstrip(".")
     return job.output.with_name(f"{job.output.stem}.{ext}")
+
+
+def _remove_stale_temps(output: Path) -> None:
+    """Delete temporary files a killed earlier run left for ``output`` (write_image's naming)."""
+    from ..io import images
+
+    mark = getattr(images, "TMP_MARK", None) or getattr(images, "_TMP_MARK", None)
+    if not mark or not output.parent.is_dir():
+        return
+    for stale in output.parent.glob(f".{glob_escape(output.stem)}{mark}*{output.suffix}"):
+        try:
+            stale.unlink()
+            logger.info("removed %s, left by an interrupted run", stale)
+        except OSError:
+            pass
 
 
 def _guard_output(
@@ -367,6 +383,7 @@ def _process(
     check_writable(output, out_h, out_w, channels, pixels.dtype)
     result = upscaler.upscale(pixels, outscale=outscale)
     del pixels
+    _remove_stale_temps(output)
     write_image(output, result, icc_profile=image.icc_profile, exif=image.exif, quality=quality)
     return output
 
