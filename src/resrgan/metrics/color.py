@@ -3,12 +3,12 @@
 Every metric works on images in the [0, 255] range, the BasicSR convention:
 
 * ``uint8`` is used as is;
-* ``uint16`` is scaled by 255/65535 (BasicSR would treat 16-bit values as [0, 255] and give nonsense);
+* ``uint16`` is scaled by 255/65535 (BasicSR would treat 16-bit values as [0, 255]: nonsense);
 * floating-point input is assumed to be in [0, 255] already and is not rescaled.
 
-The luma is MATLAB's BT.601 ``rgb2ycbcr`` Y: ``16 + (65.481 R + 128.553 G + 24.966 B)`` with R, G, B in [0, 1],
-on the 0-255 scale (limited range, 16..235), not rounded. Its float32/float64 steps mirror BasicSR's
-``to_y_channel`` so that rounded values (NIQE) agree bit for bit.
+The luma is MATLAB's BT.601 ``rgb2ycbcr`` Y: ``16 + (65.481 R + 128.553 G + 24.966 B)`` with R, G, B
+in [0, 1], on the 0-255 scale (limited range, 16..235), not rounded. Its float32/float64 steps
+mirror BasicSR's ``to_y_channel`` so that rounded values (NIQE) agree bit for bit.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ Y_OFFSET = 16.0
 
 
 def to_float255(img: np.ndarray, *, name: str = "image") -> np.ndarray:
-    """Return ``img`` as float32 in [0, 255], HW or HWC (see the module docstring for the dtype rules)."""
+    """Return ``img`` as float32 in [0, 255], HW or HWC (dtype rules: see the module docstring)."""
     arr = np.asarray(img)
     if arr.ndim not in (2, 3):
         raise ResrganError(

@@ -30,7 +30,7 @@ def cubic(x: np.ndarray) -> np.ndarray:
 
 
 def _fold(pos: np.ndarray, length: int) -> np.ndarray:
-    """Map 0-based positions outside [0, length) back inside by symmetric (edge-repeating) reflection."""
+    """Fold 0-based positions back into [0, length) by symmetric (edge-repeating) reflection."""
     period = 2 * length
     m = np.mod(pos, period)
     return np.where(m >= length, period - 1 - m, m)

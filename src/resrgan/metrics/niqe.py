@@ -190,7 +190,8 @@ def load_niqe_params(path: str | Path | None = None, *, download: bool = True) -
         got = _sha256(cached)
         if got != NIQE_PARAMS_SHA256:
             raise ResrganError(
-                f"{cached}: sha256 {got} is not BasicSR's niqe_pris_params.npz ({NIQE_PARAMS_SHA256}); "
+                f"{cached}: sha256 {got} is not that of BasicSR's niqe_pris_params.npz "
+                f"({NIQE_PARAMS_SHA256}); "
                 f"delete it to re-download, or pass your own file with --niqe-params / {ENV_PARAMS}"
             )
         return read_niqe_params(cached)
@@ -262,7 +263,7 @@ def fit_aggd(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _block_features(blocks: np.ndarray) -> np.ndarray:
-    """18 NIQE features per block of ``blocks`` (N, b, b) -> (N, 18) (BasicSR ``compute_feature``)."""
+    """18 NIQE features per block: (N, b, b) -> (N, 18) (BasicSR ``compute_feature``)."""
     from scipy.special import gamma
 
     n = blocks.shape[0]
@@ -339,9 +340,9 @@ def niqe(
 ) -> float:
     """NIQE of one image (lower is better), as BasicSR ``calculate_niqe(..., convert_to='y')``.
 
-    ``img``: HxW, HxWx1 or HxWx3 (uint8, uint16 or float in [0, 255]); ``channel_order`` says whether
-    3 channels are RGB (the resrgan convention) or BGR (cv2, BasicSR). ``params`` defaults to
-    :func:`load_niqe_params`. ``name`` is used in error messages. Raises
+    ``img``: HxW, HxWx1 or HxWx3 (uint8, uint16 or float in [0, 255]); ``channel_order`` says
+    whether 3 channels are RGB (the resrgan convention) or BGR (cv2, BasicSR). ``params``
+    defaults to :func:`load_niqe_params`. ``name`` is used in error messages. Raises
     :class:`NiqeImageTooSmallError` when fewer than two whole blocks (two with defined features)
     fit after ``crop_border``.
     """
