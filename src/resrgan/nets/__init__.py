@@ -16,10 +16,12 @@ from torch import nn
 from ..errors import WeightsError
 from .rrdbnet import RRDBNet
 from .srvgg import SRVGGNetCompact
+from .unet_disc import UNetDiscriminatorSN
 
 ARCHS: dict[str, type[nn.Module]] = {
     "RRDBNet": RRDBNet,
     "SRVGGNetCompact": SRVGGNetCompact,
+    "UNetDiscriminatorSN": UNetDiscriminatorSN,
 }
 
 __all__ = ["ARCHS", "RRDBNet", "SRVGGNetCompact", "build_arch", "detect_arch"]

@@ -1,0 +1,144 @@
+"""Paired LQ/GT folders for finetuning on your own pairs (spec §3.4, ``RealESRGANPairedDataset``).
+
+Pairs come from a meta-info file (lines ``gt_rel_path, lq_rel_path``, relative to the two roots) or,
+without one, from files with the same name in both folders. Each item is a paired random crop (GT
+``gt_size``, LQ ``gt_size // scale`` at the matching place) and a horizontal flip with p = 0.5, both
+drawn from a generator seeded by (seed, epoch, index), so the result does not depend on the number
+of workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import ConfigError, ImageReadError
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def _item_seed(seed: int, epoch: int, index: int) -> int:
+    h = hashlib.sha256(f"paired/{seed}/{epoch}/{index}".encode()).digest()
+    return int.from_bytes(h[:8], "little") & ((1 << 63) - 1)
+
+
+def _read_rgb(path: Path) -> torch.Tensor:
+    """(3, H, W) float32 RGB in [0, 1]; 8-bit decode like the original (cv2 IMREAD_COLOR)."""
+    import cv2
+    import numpy as np
+
+    data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
+    if img is None:
+        raise ImageReadError(f"{path}: cannot read image (missing, empty or not an image)")
+    img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div_(255.0)
+
+
+def paired_paths(
+    gt_root: str | os.PathLike[str],
+    lq_root: str | os.PathLike[str],
+    meta_info: str | os.PathLike[str] | None = None,
+) -> list[tuple[Path, Path]]:
+    """(gt_path, lq_path) pairs from a meta-info file or from matching file names."""
+    gt_dir, lq_dir = Path(gt_root), Path(lq_root)
+    for name, d in (("data.root (GT)", gt_dir), ("data.lq_root (LQ)", lq_dir)):
+        if not d.is_dir():
+            raise ConfigError(f"{name}: folder {d} does not exist")
+    pairs: list[tuple[Path, Path]] = []
+    if meta_info is not None:
+        meta = Path(meta_info)
+        try:
+            lines = meta.read_text(encoding="utf-8").splitlines()
+        except OSError as e:
+            raise ConfigError(f"data.meta_info: cannot read {meta} ({e.strerror or e})") from None
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            parts = [p.strip() for p in line.split(", ")]
+            if len(parts) != 2:
+                raise ConfigError(
+                    f"{meta}:{n}: expected 'gt_rel_path, lq_rel_path', got {line.strip()!r}"
+                )
+            pairs.append((gt_dir / parts[0], lq_dir / parts[1]))
+    else:
+        gts = sorted(p for p in gt_dir.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+        lq_names = {p.name for p in lq_dir.iterdir()}
+        missing = [p.name for p in gts if p.name not in lq_names]
+        if missing:
+            raise ConfigError(
+                f"data.lq_root: {lq_dir} lacks {len(missing)} LQ image(s) named like the GT "
+                f"images, e.g. {missing[0]}; give the same file names or a meta_info file"
+            )
+        pairs = [(p, lq_dir / p.name) for p in gts]
+    if not pairs:
+        raise ConfigError(f"data.root: no images found in {gt_dir}")
+    return pairs
+
+
+class PairedFolder(torch.utils.data.Dataset):
+    """Items ``{"lq": (3, gt_size/scale, ...), "gt": (3, gt_size, gt_size), "lq_path",
+    "gt_path"}``."""
+
+    def __init__(
+        self,
+        gt_root: str | os.PathLike[str],
+        lq_root: str | os.PathLike[str],
+        *,
+        scale: int = 4,
+        gt_size: int = 256,
+        use_hflip: bool = True,
+        seed: int = 0,
+        meta_info: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if gt_size % scale:
+            raise ConfigError(
+                f"degradation.gt_size: {gt_size} is not a multiple of the scale {scale}"
+            )
+        self.pairs = paired_paths(gt_root, lq_root, meta_info)
+        self.scale = scale
+        self.gt_size = gt_size
+        self.use_hflip = use_hflip
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        gt_path, lq_path = self.pairs[index]
+        gt, lq = _read_rgb(gt_path), _read_rgb(lq_path)
+        s, gs = self.scale, self.gt_size
+        ls = gs // s
+        hl, wl = lq.shape[-2:]
+        if gt.shape[-2:] != (hl * s, wl * s):
+            raise ImageReadError(
+                f"{gt_path}: GT is {tuple(gt.shape[-2:])} but LQ {lq_path} is {(hl, wl)}; "
+                f"the GT must be exactly {s}x the LQ"
+            )
+        if hl < ls or wl < ls:
+            raise ImageReadError(
+                f"{lq_path}: LQ {(hl, wl)} is smaller than the patch {ls}x{ls} "
+                f"(gt_size {gs} / scale {s})"
+            )
+        g = torch.Generator().manual_seed(_item_seed(self.seed, self.epoch, index))
+        top = int(torch.randint(0, hl - ls + 1, (1,), generator=g))
+        left = int(torch.randint(0, wl - ls + 1, (1,), generator=g))
+        flip = bool(torch.rand((), generator=g) < 0.5) and self.use_hflip
+        lq = lq[:, top : top + ls, left : left + ls]
+        gt = gt[:, top * s : top * s + gs, left * s : left * s + gs]
+        if flip:
+            lq, gt = lq.flip(-1), gt.flip(-1)
+        return {
+            "lq": lq.contiguous(),
+            "gt": gt.contiguous(),
+            "lq_path": str(lq_path),
+            "gt_path": str(gt_path),
+        }

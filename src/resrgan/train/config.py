@@ -1,0 +1,191 @@
+"""Typed training configuration (frozen dataclasses; YAML + ``--set key=value`` via resrgan.config).
+
+Defaults equal the official ``train_realesrgan_x4plus`` options (spec §3); the stage-1 Real-ESRNet
+config differs only by ``model: esrnet``, ``init_from``, ``optim.lr_g`` and ``total_iters``. The
+``degradation`` section holds the DegradationConfig fields (spec §1.1) with their original names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from ..config import apply_overrides, from_dict, read_yaml, to_dict
+from ..degrade.config import DegradationConfig
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class NetGConfig:
+    """Generator: RRDBNet (num_feat, num_block, num_grow_ch) or SRVGGNetCompact (num_feat, num_conv,
+    act_type). The scale is ``degradation.scale``."""
+
+    type: Literal["RRDBNet", "SRVGGNetCompact"] = "RRDBNet"
+    num_in_ch: int = 3
+    num_out_ch: int = 3
+    num_feat: int = 64
+    num_block: int = 23
+    num_grow_ch: int = 32
+    num_conv: int = 16
+    act_type: str = "prelu"
+
+
+@dataclass(frozen=True)
+class NetDConfig:
+    """Discriminator (Real-ESRGAN stage only)."""
+
+    type: Literal["UNetDiscriminatorSN"] = "UNetDiscriminatorSN"
+    num_in_ch: int = 3
+    num_feat: int = 64
+    skip_connection: bool = True
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Training data. ``mode: degrade`` synthesises pairs from HR images (``root``, the ``--data``
+    folder); ``mode: paired`` reads your own LQ/GT folders (``root`` = GT, ``lq_root`` = LQ; spec
+    §3.4)."""
+
+    mode: Literal["degrade", "paired"] = "degrade"
+    root: str | None = None
+    lq_root: str | None = None
+    meta_info: str | None = None
+    batch_size: int = 12  # per process (the original: 12 per GPU, 4 GPUs)
+    num_workers: int = 5
+    prefetch_factor: int = 2
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Adam (0.9, 0.99) and MultiStepLR, stepped once per iteration from iteration 2 (spec §3.1)."""
+
+    lr_g: float = 1e-4
+    lr_d: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = 0.0
+    milestones: tuple[int, ...] = (400000,)
+    gamma: float = 0.5
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """L1 + perceptual + GAN weights and targets (spec §2.4). ``vgg_weights``: 'auto' (torch hub
+    cache, else a sha256-checked download), a path to vgg19-dcbb9e9d.pth, or 'random' (tests
+    only)."""
+
+    pixel_weight: float = 1.0
+    perceptual_weight: float = 1.0
+    layer_weights: tuple[float, float, float, float, float] = (0.1, 0.1, 1.0, 1.0, 1.0)
+    gan_weight: float = 0.1
+    vgg_weights: str = "auto"
+    l1_gt_usm: bool = True
+    percep_gt_usm: bool = True
+    gan_gt_usm: bool = False
+
+
+@dataclass(frozen=True)
+class ValConfig:
+    """Validation on a fixed, seeded synthetic set made from an HR folder (skipped when ``hr_dir``
+    is unset). ``every``: iterations; 0 disables periodic validation."""
+
+    hr_dir: str | None = None
+    every: int = 5000
+    num_images: int = 8
+    seed: int = 0
+    save_images: int = 3
+    batch_size: int = 4
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    """Full training states every ``every`` iterations; the newest ``keep`` are kept."""
+
+    every: int = 5000
+    keep: int = 3
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A whole training run. ``model``: 'esrnet' (stage 1, L1 only) or 'esrgan' (stage 2)."""
+
+    name: str = "train_realesrgan_x4plus"
+    model: Literal["esrnet", "esrgan"] = "esrgan"
+    seed: int = 0
+    total_iters: int = 400000
+    network_g: NetGConfig = field(default_factory=NetGConfig)
+    network_d: NetDConfig = field(default_factory=NetDConfig)
+    # G initialisation: a path or a zoo name; strict=False skips shape-mismatched keys (x2 from x4).
+    init_from: str | None = "RealESRNet_x4plus"
+    init_strict: bool = True
+    init_d_from: str | None = None
+    ema_decay: float = 0.999
+    net_d_iters: int = 1
+    net_d_init_iters: int = 0
+    amp: Literal["none", "bf16", "fp16"] = "none"
+    channels_last: bool = False
+    compile: bool = False
+    log_every: int = 100
+    tensorboard: bool = True
+    degradation: DegradationConfig = field(default_factory=DegradationConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    losses: LossConfig = field(default_factory=LossConfig)
+    val: ValConfig = field(default_factory=ValConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+
+    @property
+    def scale(self) -> int:
+        return int(self.degradation.scale)
+
+
+def validate(cfg: TrainConfig, *, world_size: int = 1) -> TrainConfig:
+    """Cross-field checks with messages that name the field, the value and the fix."""
+    b = cfg.data.batch_size
+    if b < 1:
+        raise ConfigError(f"data.batch_size: must be >= 1, got {b}")
+    if cfg.data.mode == "degrade" and cfg.degradation.queue_size % b:
+        raise ConfigError(
+            f"degradation.queue_size: {cfg.degradation.queue_size} is not a multiple of "
+            f"data.batch_size {b} (per process); change one of them (e.g. queue_size "
+            f"{max(b, cfg.degradation.queue_size // b * b)})"
+        )
+    if cfg.scale not in (1, 2, 4):
+        raise ConfigError(f"degradation.scale: must be 1, 2 or 4, got {cfg.scale}")
+    if cfg.degradation.gt_size % (8 * cfg.scale) and cfg.model == "esrgan":
+        raise ConfigError(
+            f"degradation.gt_size: {cfg.degradation.gt_size} must be a multiple of 8 for the "
+            "discriminator (and of the scale); e.g. 256"
+        )
+    if cfg.data.mode == "paired" and not cfg.data.lq_root:
+        raise ConfigError("data.lq_root: paired mode needs the LQ folder (--set data.lq_root=DIR)")
+    if not 0.0 <= cfg.ema_decay <= 1.0:
+        raise ConfigError(f"ema_decay: must be in [0, 1], got {cfg.ema_decay}")
+    if cfg.total_iters < 1:
+        raise ConfigError(f"total_iters: must be >= 1, got {cfg.total_iters}")
+    if cfg.checkpoint.keep < 1:
+        raise ConfigError(f"checkpoint.keep: must be >= 1, got {cfg.checkpoint.keep}")
+    return cfg
+
+
+def load_train_config(
+    path: str | Path | None, overrides: list[str] | tuple[str, ...] = (), **fields: Any
+) -> TrainConfig:
+    """Read a YAML training config, apply ``key=value`` overrides, then keyword fields (e.g. data
+    root)."""
+    data = read_yaml(path) if path is not None else {}
+    try:
+        data = apply_overrides(data, list(overrides))
+        cfg = from_dict(TrainConfig, data)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}" if path is not None else str(e)) from None
+    return replace(cfg, **fields) if fields else cfg
+
+
+def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """Plain nested dict (lists, no tuples): stored in checkpoints and run_dir/config.yaml."""
+    return to_dict(cfg)
+
+
+def config_from_dict(data: dict[str, Any]) -> TrainConfig:
+    return from_dict(TrainConfig, data)

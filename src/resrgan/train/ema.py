@@ -1,0 +1,46 @@
+"""Exponential moving average of the generator (spec §2.4): ema_p <- d * ema_p + (1 - d) * p.
+
+Only **named parameters** are averaged, as in BasicSR ``model_ema``; buffers are left alone (RRDBNet
+and SRVGGNetCompact have none). ``decay=0`` copies the parameters, ``decay=1`` leaves the EMA
+unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+
+def make_ema(model: nn.Module) -> nn.Module:
+    """A frozen deep copy of ``model`` in eval mode, to be updated with ``ema_update``."""
+    ema = copy.deepcopy(unwrap(model))
+    ema.requires_grad_(False)
+    ema.eval()
+    return ema
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module inside DistributedDataParallel / torch.compile wrappers."""
+    while True:
+        if hasattr(model, "module") and isinstance(model.module, nn.Module):
+            model = model.module
+        elif hasattr(model, "_orig_mod") and isinstance(model._orig_mod, nn.Module):
+            model = model._orig_mod
+        else:
+            return model
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """In place: every parameter of ``ema`` becomes ``decay * ema + (1 - decay) * model``."""
+    if not 0.0 <= decay <= 1.0:
+        raise ValueError(f"ema_decay must be in [0, 1], got {decay}")
+    src = dict(unwrap(model).named_parameters())
+    for name, p_ema in ema.named_parameters():
+        p = src[name].detach()
+        if decay == 0.0:
+            p_ema.copy_(p)
+        elif decay != 1.0:
+            p_ema.mul_(decay).add_(p.to(p_ema.dtype), alpha=1.0 - decay)

@@ -1,0 +1,185 @@
+"""One training iteration, split into plain functions (spec §1.4 steps 0 and 10-13, §1.8, §2.4).
+
+* ``synthesize_batch``: degradation on the training device, then the pair pool, with the target
+  rules of each stage: Real-ESRNet (``gt_usm: true``) trains L1 against the sharpened GT and pools
+  it; Real-ESRGAN pools the unsharpened GT and recomputes ``gt_usm`` after the pool.
+* ``esrnet_step``: L1 only. ``generator_step`` / ``discriminator_step``: the Real-ESRGAN G and D
+  updates (D frozen during the G step; its two terms back-propagated separately into the same
+  gradients).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..losses import PerceptualLoss, gan_loss, l1_loss
+from .config import LossConfig, TrainConfig
+from .ema import unwrap
+
+
+@dataclass
+class Batch:
+    """A training batch after degradation and the pool: lq (B,3,h,w), gt and gt_usm
+    (B,3,h*s,w*s)."""
+
+    lq: torch.Tensor
+    gt: torch.Tensor
+    gt_usm: torch.Tensor
+
+
+@contextlib.contextmanager
+def autocast(device: torch.device, amp: str) -> Iterator[None]:
+    """bf16/fp16 autocast on CUDA when asked; a no-op otherwise (CPU training is fp32)."""
+    if amp == "none" or device.type != "cuda":
+        yield
+        return
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    with torch.autocast(device_type="cuda", dtype=dtype):
+        yield
+
+
+@torch.no_grad()
+def synthesize_batch(
+    gt400: torch.Tensor,
+    cfg: TrainConfig,
+    pool: object | None,
+    *,
+    generator: torch.Generator,
+    pool_generator: torch.Generator,
+) -> Batch:
+    """HR crops (B,3,400,400) on the training device -> a Batch, exactly as the original
+    ``feed_data``."""
+    from ..degrade.params import sample_degradation
+    from ..degrade.pipeline import make_training_batch
+    from ..degrade.sharpen import usm_sharpen
+
+    deg = cfg.degradation
+    params = sample_degradation(gt400.shape[0], deg, generator=generator)
+    tb = make_training_batch(gt400, params, deg)
+    lq = tb.lq
+    if cfg.model == "esrnet":
+        gt = tb.gt_usm if deg.gt_usm else tb.gt
+        if pool is not None:
+            lq, gt = pool.push_pop(lq, gt, generator=pool_generator)  # type: ignore[attr-defined]
+        return Batch(lq=lq.contiguous(), gt=gt, gt_usm=gt)
+    gt = tb.gt
+    if pool is not None:
+        lq, gt = pool.push_pop(lq, gt, generator=pool_generator)  # type: ignore[attr-defined]
+    return Batch(lq=lq.contiguous(), gt=gt, gt_usm=usm_sharpen(gt))
+
+
+@torch.no_grad()
+def paired_batch(lq: torch.Tensor, gt: torch.Tensor, cfg: TrainConfig) -> Batch:
+    """Your own pairs (spec §3.4): no degradation, no pool; ``gt_usm = USM(gt)`` for Real-ESRGAN."""
+    if cfg.model == "esrnet":
+        return Batch(lq=lq.contiguous(), gt=gt, gt_usm=gt)
+    from ..degrade.sharpen import usm_sharpen
+
+    return Batch(lq=lq.contiguous(), gt=gt, gt_usm=usm_sharpen(gt))
+
+
+def _backward_step(
+    loss: torch.Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler
+) -> None:
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
+
+
+def esrnet_step(
+    net_g: nn.Module,
+    batch: Batch,
+    opt_g: torch.optim.Optimizer,
+    scaler_g: torch.amp.GradScaler,
+    losses: LossConfig,
+    *,
+    amp: str = "none",
+) -> dict[str, torch.Tensor]:
+    """Real-ESRNet: one Adam step on ``pixel_weight * L1(G(lq), gt)``."""
+    opt_g.zero_grad(set_to_none=True)
+    with autocast(batch.lq.device, amp):
+        out = net_g(batch.lq)
+        l_pix = l1_loss(out.float(), batch.gt, weight=losses.pixel_weight)
+    _backward_step(l_pix, opt_g, scaler_g)
+    return {"l_g_pix": l_pix.detach()}
+
+
+def generator_step(
+    net_g: nn.Module,
+    net_d: nn.Module,
+    percep: PerceptualLoss | None,
+    batch: Batch,
+    opt_g: torch.optim.Optimizer,
+    scaler_g: torch.amp.GradScaler,
+    losses: LossConfig,
+    *,
+    amp: str = "none",
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Real-ESRGAN G step: L1 + perceptual (against gt_usm) + gan_weight * BCE(D(out), real).
+
+    D is frozen (``requires_grad_(False)``) and called unwrapped, so no gradient reaches it and DDP
+    does not wait for its gradients. Returns the output (for the D step) and the logs.
+    """
+    d = unwrap(net_d)
+    d.requires_grad_(False)
+    opt_g.zero_grad(set_to_none=True)
+    l1_target = batch.gt_usm if losses.l1_gt_usm else batch.gt
+    percep_target = batch.gt_usm if losses.percep_gt_usm else batch.gt
+    logs: dict[str, torch.Tensor] = {}
+    with autocast(batch.lq.device, amp):
+        out = net_g(batch.lq)
+        total = out.new_zeros((), dtype=torch.float32)
+        if losses.pixel_weight > 0:
+            l_pix = l1_loss(out.float(), l1_target, weight=losses.pixel_weight)
+            total = total + l_pix
+            logs["l_g_pix"] = l_pix.detach()
+        if percep is not None and losses.perceptual_weight > 0:
+            l_percep = percep(out, percep_target).float()
+            total = total + l_percep
+            logs["l_g_percep"] = l_percep.detach()
+        fake = d(out)
+        l_gan = gan_loss(fake.float(), True, weight=losses.gan_weight)
+        total = total + l_gan
+        logs["l_g_gan"] = l_gan.detach()
+    _backward_step(total, opt_g, scaler_g)
+    return out.detach(), logs
+
+
+def discriminator_step(
+    net_d: nn.Module,
+    out: torch.Tensor,
+    batch: Batch,
+    opt_d: torch.optim.Optimizer,
+    scaler_d: torch.amp.GradScaler,
+    losses: LossConfig,
+    *,
+    amp: str = "none",
+) -> dict[str, torch.Tensor]:
+    """Real-ESRGAN D step: BCE(D(gt), real).backward(); BCE(D(out), fake).backward(); one Adam step.
+
+    The real input is the unsharpened GT unless ``gan_gt_usm``.
+    """
+    unwrap(net_d).requires_grad_(True)
+    opt_d.zero_grad(set_to_none=True)
+    real_in = batch.gt_usm if losses.gan_gt_usm else batch.gt
+    with autocast(batch.lq.device, amp):
+        real = net_d(real_in)
+        l_real = gan_loss(real.float(), True)
+    scaler_d.scale(l_real).backward()
+    with autocast(batch.lq.device, amp):
+        fake = net_d(out.detach().clone())
+        l_fake = gan_loss(fake.float(), False)
+    scaler_d.scale(l_fake).backward()
+    scaler_d.step(opt_d)
+    scaler_d.update()
+    return {
+        "l_d_real": l_real.detach(),
+        "out_d_real": real.detach().float().mean(),
+        "l_d_fake": l_fake.detach(),
+        "out_d_fake": fake.detach().float().mean(),
+    }
