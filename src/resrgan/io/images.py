@@ -317,7 +317,8 @@ def read_image(
             ) from None
         except Exception as e:
             raise ImageReadError(
-                f"{p}: cannot decode the {fmt} data ({_short(e)}); the file is truncated or corrupt"
+                f"{p}: cannot decode the {fmt} data ({_short(e)}); "
+                "the file is damaged or incomplete"
             ) from None
 
     if orientation != 1:
@@ -494,7 +495,7 @@ def _decode_cv2(p: Path, im: Image.Image) -> np.ndarray:
                 f"OPENCV_IO_MAX_IMAGE_PIXELS={w * h} in the environment before starting"
             )
         raise ImageReadError(
-            f"{p}: cannot decode the 16-bit PNG data; the file is truncated or corrupt"
+            f"{p}: cannot decode the 16-bit PNG data; the file is damaged or incomplete"
         )
     color_type = _png_color_type(p)
     if arr.ndim == 3 and color_type in (0, 4):  # gray(+alpha) that OpenCV expanded to BGR(A)
@@ -549,7 +550,7 @@ def _read_tiff_only(p: Path, max_pixels: int | None) -> ImageData:
         raise
     except Exception as e:
         raise ImageReadError(
-            f"{p}: cannot decode the TIFF data ({_short(e)}); the file is truncated or corrupt"
+            f"{p}: cannot decode the TIFF data ({_short(e)}); the file is damaged or incomplete"
         ) from None
     if orientation != 1:
         pixels = np.ascontiguousarray(apply_orientation(pixels, orientation))
