@@ -31,12 +31,13 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ResrganError
+from ..errors import ResrganError, UsageError
 from ..paths import cache_dir
 from .color import ChannelOrder, luma_or_gray
 from .imresize import imresize
@@ -93,21 +94,24 @@ def _sha256(path: Path) -> str:
 
 
 def read_niqe_params(path: str | Path) -> NiqeParams:
-    """Read a NIQE parameter file (BasicSR's ``.npz`` layout); no pickles are loaded."""
+    """Read a NIQE parameter file (BasicSR's ``.npz`` layout); no pickles are loaded.
+
+    Raises :class:`UsageError` (exit 2) when the file is missing or malformed.
+    """
     p = Path(path).expanduser()
     if not p.is_file():
-        raise ResrganError(
+        raise UsageError(
             f"{p}: NIQE parameter file not found; pass an existing .npz "
             "(e.g. BasicSR's niqe_pris_params.npz or one made by `resrgan niqe-fit`)"
         )
     try:
         with np.load(p, allow_pickle=False) as z:
             arrays = {k: np.asarray(z[k], dtype=np.float64) for k in z.files}
-    except (OSError, ValueError) as e:
-        raise ResrganError(f"{p}: not a readable .npz file ({e})") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise UsageError(f"{p}: not a readable .npz file ({e})") from None
     missing = [k for k in ("mu_pris_param", "cov_pris_param") if k not in arrays]
     if missing:
-        raise ResrganError(
+        raise UsageError(
             f"{p}: missing key(s) {', '.join(missing)} (found {sorted(arrays)}); expected "
             "mu_pris_param (1x36), cov_pris_param (36x36) and optionally gaussian_window (7x7)"
         )
@@ -115,12 +119,12 @@ def read_niqe_params(path: str | Path) -> NiqeParams:
     cov = arrays["cov_pris_param"]
     window = arrays.get("gaussian_window", gaussian_window())
     if mu.shape != (36,) or cov.shape != (36, 36):
-        raise ResrganError(
+        raise UsageError(
             f"{p}: mu_pris_param has {mu.size} values and cov_pris_param shape {cov.shape}; "
             "expected 36 and (36, 36)"
         )
     if window.ndim != 2 or window.shape[0] != window.shape[1] or window.shape[0] % 2 != 1:
-        raise ResrganError(
+        raise UsageError(
             f"{p}: gaussian_window has shape {window.shape}; expected a square odd-sized window"
         )
     return NiqeParams(mu=mu, cov=cov, window=window, source=str(p))
@@ -201,7 +205,7 @@ def load_niqe_params(path: str | Path | None = None, *, download: bool = True) -
     )
     if not download or _offline():
         why = "RESRGAN_OFFLINE=1" if _offline() else "downloads are disabled"
-        raise ResrganError(f"NIQE parameters not found and {why}: {options}")
+        raise UsageError(f"NIQE parameters not found and {why}: {options}")
     log.info("downloading NIQE parameters from %s", NIQE_PARAMS_URL)
     _download(NIQE_PARAMS_URL, cached, NIQE_PARAMS_SHA256)
     return read_niqe_params(cached)
@@ -381,3 +385,50 @@ def niqe_distance(feats: np.ndarray, params: NiqeParams, *, name: str = "image")
     diff = params.mu - mu_d
     inv = np.linalg.pinv((params.cov + cov_d) / 2)
     return float(np.sqrt(diff @ inv @ diff))
+
+
+# ----------------------------------------------------------------------------------------------
+# fitting a pristine model
+
+SHARPNESS_THRESHOLD = 0.75
+
+
+def select_sharp_blocks(
+    sharpness: np.ndarray, threshold: float = SHARPNESS_THRESHOLD
+) -> np.ndarray:
+    """Boolean mask of the blocks kept for a pristine model.
+
+    The NIQE paper's patch selection (Mittal et al. 2012; the release's ``estimatemodelparam``
+    takes the threshold as an argument, 0.75 in its example): a block is kept when its sharpness
+    (mean local sigma at the first scale) exceeds ``threshold`` times the sharpest block of the
+    same image. ``threshold <= 0`` keeps every block.
+    """
+    s = np.asarray(sharpness, dtype=np.float64)
+    if threshold <= 0 or s.size == 0:
+        return np.ones(s.shape, dtype=bool)
+    return s > threshold * s.max()
+
+
+def image_block_features(
+    img: np.ndarray,
+    *,
+    window: np.ndarray | None = None,
+    crop_border: int = 0,
+    channel_order: ChannelOrder = "rgb",
+    sharpness_threshold: float = SHARPNESS_THRESHOLD,
+) -> np.ndarray:
+    """The 36-feature rows of the selected blocks of one image ((0, 36) when no block fits)."""
+    y = niqe_luma(img, crop_border=crop_border, channel_order=channel_order)
+    if y.shape[0] < BLOCK_SIZE or y.shape[1] < BLOCK_SIZE:
+        return np.empty((0, 36))
+    feats, sharp = niqe_features(y, gaussian_window() if window is None else window)
+    return feats[select_sharp_blocks(sharp, sharpness_threshold)]
+
+
+def fit_niqe_params(
+    features: list[np.ndarray] | np.ndarray, *, window: np.ndarray | None = None
+) -> NiqeParams:
+    """A pristine model (NaN-mean, covariance of complete rows) from stacked block features."""
+    feats = np.concatenate(list(features), axis=0) if isinstance(features, list) else features
+    mu, cov = fit_mvg(np.asarray(feats, dtype=np.float64), name="pristine set")
+    return NiqeParams(mu=mu, cov=cov, window=gaussian_window() if window is None else window)
