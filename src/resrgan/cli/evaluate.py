@@ -1,7 +1,7 @@
 """``resrgan evaluate``: NIQE (no reference) and PSNR/SSIM (against ground truth) for a folder.
 
-Pairs are matched by file stem: ``foo.png`` in the input folder pairs with ``foo.*`` in ``--gt``; the
-upscaler's output names ``{stem}_{suffix}`` (``--suffix``, default ``out``) are understood, so
+Pairs are matched by file stem: ``foo.png`` in the input folder pairs with ``foo.*`` in ``--gt``;
+the upscaler's output names ``{stem}_{suffix}`` (``--suffix``, default ``out``) are understood, so
 ``foo_out.png`` pairs with ``foo.png``. Every image is read in RGB order and evaluated as 3-channel
 RGB in [0, 255]: a grey image is replicated to RGB (so it scores like the same picture stored as
 RGB, and like ``cv2.imread``, which BasicSR's reference scores used), alpha is dropped, 16-bit is
@@ -352,7 +352,9 @@ def _print_table(
     print(f"# {conv}")
 
     def line(cells: list[str]) -> str:
-        left = [cells[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(cells[1:-1], widths[1:])]
+        left = [cells[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(cells[1:-1], widths[1:], strict=True)
+        ]
         return ("  ".join(left) + ("  " + cells[-1] if cells[-1] else "")).rstrip()
 
     print(line(header))
