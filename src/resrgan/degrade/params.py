@@ -1,0 +1,387 @@
+"""Sampling every random choice of one degradation batch (spec §1.2 steps 4-6, §1.4).
+
+``sample_degradation`` draws, from one CPU ``torch.Generator``, exactly what upstream draws per
+batch (resize type/factor/mode, noise type, second blur yes/no, final order) and per sample (the
+three kernels, noise sigma/scale, gray flag, JPEG qualities), plus the seeds of the bulk noise and
+the paired-crop position. The result is a frozen, JSON-friendly :class:`DegradationParams`; applying
+it (:func:`resrgan.degrade.pipeline.degrade`) is deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..config import from_dict as _from_dict
+from ..config import to_dict as _to_dict
+from ..errors import ConfigError
+from .config import RESIZE_MODES, DegradationConfig
+from .kernels import make_kernels
+
+RESIZE_TYPES = ("up", "down", "keep")
+FINAL_ORDERS = ("resize_first", "jpeg_first")  # spec §1.4 step 8: order A, order B
+
+
+@dataclass(frozen=True)
+class KernelBatch:
+    """Per-sample kernel parameters (each tuple has one entry per sample).
+
+    ``kinds`` are config kernel types, ``'sinc'`` or ``'pulse'``; unused parameters are 0
+    (sigmas/theta/beta of a sinc, ``omega_c`` of a Gaussian, ...).
+    """
+
+    kinds: tuple[str, ...]
+    sizes: tuple[int, ...]
+    sigma_x: tuple[float, ...]
+    sigma_y: tuple[float, ...]
+    theta: tuple[float, ...]
+    beta: tuple[float, ...]
+    omega_c: tuple[float, ...]
+
+    def build(
+        self,
+        pad_to: int = 21,
+        *,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> Tensor:
+        """The (B, pad_to, pad_to) kernels, each summing to 1."""
+        return make_kernels(
+            self.kinds,
+            self.sizes,
+            sigma_x=self.sigma_x,
+            sigma_y=self.sigma_y,
+            theta=self.theta,
+            beta=self.beta,
+            omega_c=self.omega_c,
+            pad_to=pad_to,
+            device=device,
+            dtype=dtype,
+        )
+
+    def is_identity(self) -> bool:
+        return all(k == "pulse" for k in self.kinds)
+
+
+@dataclass(frozen=True)
+class StageParams:
+    """The random resize, noise and JPEG of one degradation order.
+
+    ``resize`` is 'up'/'down'/'keep' with factor ``resize_scale`` and ``resize_mode`` (per batch).
+    ``noise`` is 'gaussian' (per-sample ``noise_sigma`` on the 0-255 scale; ``poisson_scale`` empty)
+    or 'poisson' (per-sample ``poisson_scale``; ``noise_sigma`` empty); ``gray_noise`` per sample;
+    ``noise_seed`` seeds the device generator of the bulk noise. ``jpeg_quality`` per sample (for
+    the second order it is the JPEG of the final stage).
+    """
+
+    resize: str
+    resize_scale: float
+    resize_mode: str
+    noise: str
+    noise_sigma: tuple[float, ...]
+    poisson_scale: tuple[float, ...]
+    gray_noise: tuple[bool, ...]
+    noise_seed: int
+    jpeg_quality: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class DegradationParams:
+    """Everything sampled for one batch; ``to_dict``/``from_dict`` round-trip through JSON."""
+
+    batch_size: int
+    scale: int
+    gt_size_in: tuple[int, int]
+    kernel1: KernelBatch
+    kernel2: KernelBatch
+    sinc_kernel: KernelBatch
+    stage1: StageParams
+    second_blur: bool
+    stage2: StageParams
+    final_order: str
+    final_resize_mode: str
+    crop_top: int  # paired crop, in LQ pixels (GT at crop_top * scale)
+    crop_left: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-friendly data (tuples become lists)."""
+        return _to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DegradationParams:
+        """Inverse of :meth:`to_dict`; raises ConfigError naming a bad or unknown field."""
+        return _from_dict(cls, data, where="params")
+
+    def sample_dict(self, i: int) -> dict[str, Any]:
+        """The parameters that apply to sample ``i``: batch-level values plus its own entries."""
+        if not 0 <= i < self.batch_size:
+            raise IndexError(f"sample {i} out of range for a batch of {self.batch_size}")
+
+        def pick(obj: Any) -> Any:
+            out = {}
+            for f in fields(obj):
+                v = getattr(obj, f.name)
+                if isinstance(v, tuple) and len(v) == self.batch_size and f.name != "gt_size_in":
+                    out[f.name] = v[i]
+                elif isinstance(v, tuple) and not v:
+                    continue
+                elif hasattr(v, "__dataclass_fields__"):
+                    out[f.name] = pick(v)
+                else:
+                    out[f.name] = _to_dict(v)
+            return out
+
+        return pick(self)
+
+
+def _rand(g: torch.Generator, n: int = 1) -> list[float]:
+    return torch.rand(n, generator=g, dtype=torch.float64).tolist()
+
+
+def _uniform(g: torch.Generator, lo: float, hi: float, n: int = 1) -> list[float]:
+    return [lo + (hi - lo) * u for u in _rand(g, n)]
+
+
+def _choice(g: torch.Generator, probs: Sequence[float], n: int = 1) -> list[int]:
+    """Indices drawn with the given probabilities (inverse CDF of one uniform each)."""
+    cum, acc = [], 0.0
+    for p in probs:
+        acc += p
+        cum.append(acc)
+    out = []
+    for u in _rand(g, n):
+        u *= acc
+        idx = next((i for i, c in enumerate(cum) if u < c), len(cum) - 1)
+        while probs[idx] == 0:  # never return a zero-probability entry at the float boundary
+            idx -= 1
+        out.append(idx)
+    return out
+
+
+def _beta(g: torch.Generator, lo: float, hi: float) -> float:
+    # upstream: with p 0.5 U(lo, 1), else U(1, hi)  (so beta = 1 exactly half the time if lo = 1)
+    if _rand(g)[0] < 0.5:
+        return _uniform(g, lo, 1.0)[0]
+    return _uniform(g, 1.0, hi)[0]
+
+
+def sample_kernels(
+    batch_size: int,
+    *,
+    kernel_list: Sequence[str],
+    kernel_prob: Sequence[float],
+    sinc_prob: float,
+    blur_sigma: Sequence[float],
+    betag_range: Sequence[float],
+    betap_range: Sequence[float],
+    kernel_range: Sequence[int],
+    generator: torch.Generator,
+) -> KernelBatch:
+    """Per-sample first/second-order kernels as upstream ``RealESRGANDataset`` draws them.
+
+    Size uniform over ``kernel_range``; with p ``sinc_prob`` a sinc with ω ~ U(π/3, π) for sizes
+    < 13, else U(π/5, π); otherwise a type from ``kernel_list`` by ``kernel_prob``; σx (and σy for
+    anisotropic types, else σy = σx) ~ U(blur_sigma); θ ~ U(-π, π) for anisotropic types (else 0);
+    β per :func:`_beta` from ``betag_range`` (generalized) or ``betap_range`` (plateau), else 1.
+    """
+    g = generator
+    cols: dict[str, list[Any]] = {f.name: [] for f in fields(KernelBatch)}
+    for _ in range(batch_size):
+        size = kernel_range[_choice(g, [1.0] * len(kernel_range))[0]]
+        sx = sy = th = 0.0
+        beta, omega = 1.0, 0.0
+        if _rand(g)[0] < sinc_prob:
+            kind = "sinc"
+            lo = math.pi / 3 if size < 13 else math.pi / 5
+            omega = _uniform(g, lo, math.pi)[0]
+        else:
+            kind = kernel_list[_choice(g, kernel_prob)[0]]
+            sx = _uniform(g, *blur_sigma)[0]
+            sy = sx
+            if kind.endswith("aniso"):
+                sy = _uniform(g, *blur_sigma)[0]
+                th = _uniform(g, -math.pi, math.pi)[0]
+            if kind.startswith("generalized"):
+                beta = _beta(g, *betag_range)
+            elif kind.startswith("plateau"):
+                beta = _beta(g, *betap_range)
+        for name, v in zip(
+            ("kinds", "sizes", "sigma_x", "sigma_y", "theta", "beta", "omega_c"),
+            (kind, size, sx, sy, th, beta, omega),
+            strict=True,
+        ):
+            cols[name].append(v)
+    return KernelBatch(**{k: tuple(v) for k, v in cols.items()})
+
+
+def sample_final_sinc(
+    batch_size: int,
+    *,
+    final_sinc_prob: float,
+    kernel_range: Sequence[int],
+    generator: torch.Generator,
+) -> KernelBatch:
+    """Per sample: with p ``final_sinc_prob`` a sinc (size from kernel_range, ω ~ U(π/3, π)
+    regardless of size), otherwise the pulse (identity)."""
+    g = generator
+    kinds, sizes, omegas = [], [], []
+    for _ in range(batch_size):
+        if _rand(g)[0] < final_sinc_prob:
+            kinds.append("sinc")
+            sizes.append(kernel_range[_choice(g, [1.0] * len(kernel_range))[0]])
+            omegas.append(_uniform(g, math.pi / 3, math.pi)[0])
+        else:
+            kinds.append("pulse")
+            sizes.append(1)
+            omegas.append(0.0)
+    zeros = (0.0,) * batch_size
+    return KernelBatch(
+        kinds=tuple(kinds),
+        sizes=tuple(sizes),
+        sigma_x=zeros,
+        sigma_y=zeros,
+        theta=zeros,
+        beta=(1.0,) * batch_size,
+        omega_c=tuple(omegas),
+    )
+
+
+def _sample_stage(
+    g: torch.Generator,
+    b: int,
+    *,
+    resize_prob: Sequence[float],
+    resize_range: Sequence[float],
+    gaussian_noise_prob: float,
+    noise_range: Sequence[float],
+    poisson_scale_range: Sequence[float],
+    gray_noise_prob: float,
+    jpeg_range: Sequence[float],
+) -> StageParams:
+    resize = RESIZE_TYPES[_choice(g, resize_prob)[0]]
+    if resize == "up":
+        factor = _uniform(g, 1.0, resize_range[1])[0]
+    elif resize == "down":
+        factor = _uniform(g, resize_range[0], 1.0)[0]
+    else:
+        factor = 1.0
+    mode = RESIZE_MODES[_choice(g, [1.0] * len(RESIZE_MODES))[0]]
+    gaussian = _rand(g)[0] < gaussian_noise_prob
+    if gaussian:
+        sigma, pscale = tuple(_uniform(g, *noise_range, b)), ()
+    else:
+        sigma, pscale = (), tuple(_uniform(g, *poisson_scale_range, b))
+    gray = tuple(u < gray_noise_prob for u in _rand(g, b))
+    seed = int(torch.randint(0, 2**62, (1,), generator=g).item())
+    quality = tuple(_uniform(g, *jpeg_range, b))
+    return StageParams(
+        resize=resize,
+        resize_scale=factor,
+        resize_mode=mode,
+        noise="gaussian" if gaussian else "poisson",
+        noise_sigma=sigma,
+        poisson_scale=pscale,
+        gray_noise=gray,
+        noise_seed=seed,
+        jpeg_quality=quality,
+    )
+
+
+def sample_degradation(
+    batch_size: int,
+    cfg: DegradationConfig,
+    *,
+    generator: torch.Generator,
+    gt_size_in: tuple[int, int] = (400, 400),
+) -> DegradationParams:
+    """Draw every random choice of one batch of ``batch_size`` GT crops of size ``gt_size_in``.
+
+    Order of draws (fixed, so a seed reproduces a batch): kernel1, kernel2, final sinc (per sample);
+    first order (resize type, factor, mode, noise type, per-sample σ or scale, gray flags, noise
+    seed, JPEG qualities); second blur yes/no; second order (same, qualities from ``jpeg_range2``);
+    final order; final resize mode; paired-crop (top, left) in LQ pixels.
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch_size: {batch_size} must be >= 1")
+    h, w = int(gt_size_in[0]), int(gt_size_in[1])
+    s = cfg.scale
+    lq_h, lq_w, patch = h // s, w // s, cfg.gt_size // s
+    if lq_h < patch or lq_w < patch:
+        raise ConfigError(
+            f"gt_size_in: {h}x{w} gives an LQ of {lq_h}x{lq_w}, smaller than the LQ patch {patch} "
+            f"(gt_size {cfg.gt_size} / scale {s}); pad or crop the GT to at least {cfg.gt_size}"
+        )
+    g = generator
+    b = batch_size
+    k1 = sample_kernels(
+        b,
+        kernel_list=cfg.kernel_list,
+        kernel_prob=cfg.kernel_prob,
+        sinc_prob=cfg.sinc_prob,
+        blur_sigma=cfg.blur_sigma,
+        betag_range=cfg.betag_range,
+        betap_range=cfg.betap_range,
+        kernel_range=cfg.kernel_range,
+        generator=g,
+    )
+    k2 = sample_kernels(
+        b,
+        kernel_list=cfg.kernel_list2,
+        kernel_prob=cfg.kernel_prob2,
+        sinc_prob=cfg.sinc_prob2,
+        blur_sigma=cfg.blur_sigma2,
+        betag_range=cfg.betag_range2,
+        betap_range=cfg.betap_range2,
+        kernel_range=cfg.kernel_range,
+        generator=g,
+    )
+    ks = sample_final_sinc(
+        b, final_sinc_prob=cfg.final_sinc_prob, kernel_range=cfg.kernel_range, generator=g
+    )
+    st1 = _sample_stage(
+        g,
+        b,
+        resize_prob=cfg.resize_prob,
+        resize_range=cfg.resize_range,
+        gaussian_noise_prob=cfg.gaussian_noise_prob,
+        noise_range=cfg.noise_range,
+        poisson_scale_range=cfg.poisson_scale_range,
+        gray_noise_prob=cfg.gray_noise_prob,
+        jpeg_range=cfg.jpeg_range,
+    )
+    second_blur = _rand(g)[0] < cfg.second_blur_prob
+    st2 = _sample_stage(
+        g,
+        b,
+        resize_prob=cfg.resize_prob2,
+        resize_range=cfg.resize_range2,
+        gaussian_noise_prob=cfg.gaussian_noise_prob2,
+        noise_range=cfg.noise_range2,
+        poisson_scale_range=cfg.poisson_scale_range2,
+        gray_noise_prob=cfg.gray_noise_prob2,
+        jpeg_range=cfg.jpeg_range2,
+    )
+    order = FINAL_ORDERS[_choice(g, [0.5, 0.5])[0]]
+    final_mode = RESIZE_MODES[_choice(g, [1.0] * len(RESIZE_MODES))[0]]
+    top = int(torch.randint(0, lq_h - patch + 1, (1,), generator=g).item())
+    left = int(torch.randint(0, lq_w - patch + 1, (1,), generator=g).item())
+    return DegradationParams(
+        batch_size=b,
+        scale=s,
+        gt_size_in=(h, w),
+        kernel1=k1,
+        kernel2=k2,
+        sinc_kernel=ks,
+        stage1=st1,
+        second_blur=second_blur,
+        stage2=st2,
+        final_order=order,
+        final_resize_mode=final_mode,
+        crop_top=top,
+        crop_left=left,
+    )

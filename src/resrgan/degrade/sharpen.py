@@ -1,0 +1,87 @@
+"""Unsharp masking of the GT (spec §1.5, upstream ``basicsr.utils.img_process_util.USMSharp``).
+
+Upstream filters with the 51x51 outer product of ``cv2.getGaussianKernel(51, 0)`` (sigma 8.0)
+through a dense 2-D conv, which is most of its CPU time. The kernel is separable and reflect padding
+is linear, so here each 1-D pass (reflect pad + 51-tap correlation) is one (n, n) banded matrix and
+the 2-D filter is ``A_h @ X @ A_w.T``: the same linear map, evaluated with two batched matmuls.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+USM_RADIUS = 51  # upstream USMSharp(radius=50): made odd -> 51
+USM_SIGMA = 0.3 * ((USM_RADIUS - 1) * 0.5 - 1) + 0.8  # OpenCV's rule for sigma <= 0: 8.0
+
+
+def gaussian_1d(
+    size: int = USM_RADIUS,
+    sigma: float = USM_SIGMA,
+    *,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float64,
+) -> Tensor:
+    """``cv2.getGaussianKernel(size, sigma)`` as a (size,) tensor: exp(-(i-c)²/(2σ²)), sum 1."""
+    x = torch.arange(size, device=device, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * sigma * sigma))
+    return (g / g.sum()).to(dtype)
+
+
+def usm_kernel(*, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Tensor:
+    """The upstream (1, 51, 51) USM kernel: outer product of :func:`gaussian_1d` with itself."""
+    g = gaussian_1d(device=device)
+    return torch.outer(g, g)[None].to(dtype)
+
+
+def reflect_filter_matrix(n: int, taps: Tensor) -> Tensor:
+    """(n, n) matrix M: ``M @ x`` = reflect-101 pad by len(taps)//2, correlate with taps."""
+    k = taps.numel()
+    p = k // 2
+    if p >= n:
+        raise ValueError(f"reflect padding {p} needs a side longer than {p}, got {n}")
+    i = torch.arange(n, device=taps.device).repeat_interleave(k)
+    j = torch.arange(-p, p + 1, device=taps.device).repeat(n)
+    src = i + j
+    src = torch.where(src < 0, -src, src)
+    src = torch.where(src > n - 1, 2 * (n - 1) - src, src)
+    m = torch.zeros(n, n, device=taps.device, dtype=taps.dtype)
+    m.index_put_((i, src), taps.repeat(n), accumulate=True)
+    return m
+
+
+def separable_filter(img: Tensor, taps: Tensor) -> Tensor:
+    """Filter (B, C, H, W) with the outer product ``taps ⊗ taps`` under reflect-101 padding.
+
+    Equals :func:`~resrgan.degrade.filter.filter2d` with the 2-D kernel (to float rounding). The
+    work is done in float32 (float64 for float64 input); output in the input's dtype; no clamping.
+    """
+    work = torch.float64 if img.dtype == torch.float64 else torch.float32
+    h, w = img.shape[-2:]
+    t = taps.to(device=img.device, dtype=work)
+    ah = reflect_filter_matrix(h, t)
+    aw = ah if w == h else reflect_filter_matrix(w, t)
+    x = img.to(work)
+    return (ah @ x @ aw.T).to(img.dtype)
+
+
+def usm_sharpen(img: Tensor, weight: float = 0.5, threshold: float = 10.0) -> Tensor:
+    """Unsharp-mask (B, C, H, W) images in [0, 1]; upstream ``USMSharp()(img)`` with its defaults.
+
+    ``residual = img - blur``; ``mask = |residual|·255 > threshold``; ``soft = blur(mask)``;
+    ``sharp = clamp(img + weight·residual, 0, 1)``; output ``soft·sharp + (1 - soft)·img`` (so the
+    output stays in [0, 1] when the input does). ``blur`` is the 51x51, sigma-8 Gaussian with
+    reflect padding; images must be larger than 25 px per side. Not in place.
+    """
+    h, w = img.shape[-2:]
+    if min(h, w) <= USM_RADIUS // 2:
+        raise ValueError(
+            f"usm_sharpen: the image must be larger than {USM_RADIUS // 2} px per side, got {h}x{w}"
+        )
+    taps = gaussian_1d(device=img.device)
+    blur = separable_filter(img, taps)
+    residual = img - blur
+    mask = (residual.abs() * 255 > threshold).to(img.dtype)
+    soft = separable_filter(mask, taps)
+    sharp = torch.clamp(img + weight * residual, 0, 1)
+    return soft * sharp + (1 - soft) * img
