@@ -5,7 +5,7 @@ Each ``make_*`` function writes one case into ``folder`` and returns its path.
 name the cases ``read_image`` must decode and must refuse. Other test modules (batch upscaling, CLI)
 reuse it::
 
-    from tests._corpus import write_corpus, GOOD, BAD   # or: from _corpus import ...
+    from _corpus import BAD, GOOD, write_corpus  # tests/ is on sys.path under pytest
 
 The upright content of the orientation cases is :func:`quadrants` (four distinct flat colours,
 taller than wide), so any wrong rotation or mirror is visible even after JPEG compression."""
