@@ -175,17 +175,34 @@ def test_plan_rejects_bad_ext_and_suffix(tmp_path: Path) -> None:
 
 
 def test_plan_marks_two_inputs_with_one_output(tmp_path: Path) -> None:
+    # a.jpg and a.png both map to a_out.png with --ext png: a.png (same extension) owns it
     src = tmp_path / "in"
     _write_png(src / "a.png", _image(1))
     Image.fromarray(_image(2)).save(src / "a.jpg", quality=95)
+    _write_png(src / "b.png", _image(3))
+    Image.fromarray(_image(4)).save(src / "b.jpeg", quality=95)
+    jobs = plan_jobs(src, tmp_path / "o", ext="jpeg")
+    assert [(j.input.name, j.conflict and j.conflict.name) for j in jobs] == [
+        ("a.jpg", None),  # no input ends in .jpeg: the first in sorted order owns a_out.jpeg
+        ("a.png", "a.jpg"),
+        ("b.jpeg", None),
+        ("b.png", "b.jpeg"),
+    ]
     jobs = plan_jobs(src, tmp_path / "o", ext="png")
-    assert [j.input.name for j in jobs] == ["a.jpg", "a.png"]
-    assert jobs[0].conflict is None and jobs[1].conflict == src / "a.jpg"
+    assert [(j.input.name, j.conflict and j.conflict.name) for j in jobs] == [
+        ("a.jpg", "a.png"),
+        ("a.png", None),
+        ("b.jpeg", "b.png"),
+        ("b.png", None),
+    ]
     events: list[Event] = []
     s = run_jobs(jobs, Repeat(), on_event=events.append)
-    assert s.done == 1 and len(s.failed) == 1
-    assert s.failed[0][0] == src / "a.png"
-    assert "also the output of" in s.failed[0][1] and "a.jpg" in s.failed[0][1]
+    assert s.done == 2 and [p.name for p, _ in s.failed] == ["a.jpg", "b.jpeg"]
+    assert s.failed[0][1] == (
+        f"output {tmp_path / 'o' / 'a_out.png'} is also the output of {src / 'a.png'} (two inputs "
+        "map to one output name); rename one of them, or run it alone with another --suffix"
+    )
+    assert np.asarray(Image.open(tmp_path / "o" / "a_out.png"))[0, 0, 0] == 1
 
 
 # ------------------------------------------------------------------------------------------- run_jo
@@ -270,23 +287,29 @@ def test_bad_files_fail_one_line_each_and_batch_goes_on(tmp_path: Path) -> None:
 
 
 def test_corpus_folder(tmp_path: Path) -> None:
-    """Every bad file of tests/_corpus.py is one failure line; every readable one is written."""
+    """Every bad file of tests/_corpus.py is one failure line; every good one is written once."""
     corpus = pytest.importorskip("_corpus")
-    make = getattr(corpus, "make_corpus", None) or getattr(corpus, "write_corpus", None)
-    if make is None:
-        pytest.skip("tests/_corpus.py has no make_corpus/write_corpus")
     src = tmp_path / "corpus"
-    src.mkdir()
-    make(src)
+    made = corpus.write_corpus(src)
+    (src / "readme.txt").write_text("x")
+    events: list[Event] = []
     jobs = plan_jobs(src, tmp_path / "out")
-    s = run_jobs(jobs, Repeat())
-    assert s.done + len(s.failed) == len(jobs)
-    assert s.done >= 1
-    for path, reason in s.failed:
-        assert path.exists() and reason and "\n" not in reason
+    # the corpus holds animated.gif and animated.png: both would be animated_out.png
+    shared = {j.input for j in jobs if j.conflict is not None}
+    assert shared == {made["animated_gif"]}
+    s = run_jobs(jobs, Repeat(), on_event=events.append)
+    by_input = {e.input: e for e in events}
+    assert len(events) == len(by_input) == len(made)
+    good = {made[n] for n in corpus.GOOD} - shared
+    for path in good:
+        assert by_input[path].status == "done", (path, by_input[path].error)
+    for path in {made[n] for n in corpus.BAD} | shared:
+        e = by_input[path]
+        assert e.status == "failed" and e.error and "\n" not in e.error, path
+    assert "is also the output of" in str(by_input[made["animated_gif"]].error)
+    assert (s.done, len(s.failed), s.non_images) == (len(good), len(corpus.BAD) + 1, 1)
     written = _names(tmp_path / "out")
-    assert len(written) == s.done
-    assert not [n for n in written if ".tmp" in n or n.startswith(".")]
+    assert written == {by_input[p].output.name for p in good}  # type: ignore[union-attr]
 
 
 def test_runtime_error_in_model_is_one_line(tmp_path: Path) -> None:

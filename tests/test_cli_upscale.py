@@ -6,7 +6,6 @@ passed with ``--model_path``; the resume and Ctrl-C tests run ``python -m resrga
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -321,12 +320,6 @@ def test_mixed_folder(tmp_path: Path, tiny: tuple[Path, Any], capsys: Any) -> No
         _png(src / f"good{i}.png", _rgb(i))
     Image.fromarray(_rgb(7)).save(src / "good2.jpg", quality=90)
     bad = _bad_files(src)
-    corpus: Any = None
-    with contextlib.suppress(ImportError):
-        import _corpus as corpus  # type: ignore[import-not-found,no-redef]
-    make = getattr(corpus, "make_corpus", None) or getattr(corpus, "write_corpus", None)
-    if make is not None:
-        make(src / "corpus")
     (src / "readme.txt").write_text("x")
     out = tmp_path / "out"
     rc = main(["upscale", "-i", str(src), "-o", str(out), "--model_path", str(tiny[0])])
@@ -339,17 +332,26 @@ def test_mixed_folder(tmp_path: Path, tiny: tuple[Path, Any], capsys: Any) -> No
         summary = [ln for ln in cap.err.splitlines() if ln.startswith(f"  failed: {src / name}: ")]
         assert len(summary) == 1
     assert _files(out) == {"good0_out.png", "good1_out.png", "good2_out.jpg"}
-    if make is not None:  # the corpus, recursively: good ones written, bad ones one line each
-        rc = main(["upscale", "-i", str(src / "corpus"), "-o", str(tmp_path / "c"), "--json",
-                   "--model_path", str(tiny[0]), "-s", "1"])  # fmt: skip
-        lines = [json.loads(ln) for ln in capsys.readouterr().out.splitlines()]
-        events, summary_line = lines[:-1], lines[-1]
-        done = [e for e in events if e["status"] == "done"]
-        failed = [e for e in events if e["status"] == "failed"]
-        assert len(done) + len(failed) == len(events) and done
-        assert all(e["error"] and "\n" not in e["error"] for e in failed)
-        assert {Path(e["output"]).name for e in done} == _files(tmp_path / "c")
-        assert summary_line["done"] == len(done) and len(summary_line["failed"]) == len(failed)
+
+
+def test_corpus_folder_json(tmp_path: Path, tiny: tuple[Path, Any], capsys: Any) -> None:
+    """tests/_corpus.py through the real net: good files written, bad ones one line each."""
+    corpus = pytest.importorskip("_corpus")
+    made = corpus.write_corpus(tmp_path / "corpus")
+    out = tmp_path / "c"
+    rc = main(["upscale", "-i", str(tmp_path / "corpus"), "-o", str(out), "--json", "-s", "1",
+               "--model_path", str(tiny[0])])  # fmt: skip
+    assert rc == 1
+    lines = [json.loads(ln) for ln in capsys.readouterr().out.splitlines()]
+    events, summary = lines[:-1], lines[-1]
+    bad = set(corpus.BAD) | {"animated_gif"}  # animated.gif and animated.png share an output name
+    status = {e["input"]: e["status"] for e in events}
+    assert status == {str(p): ("failed" if n in bad else "done") for n, p in made.items()}
+    failed = [e for e in events if e["status"] == "failed"]
+    assert all(e["error"] and "\n" not in e["error"] for e in failed)
+    done_outputs = {Path(e["output"]).name for e in events if e["status"] == "done"}
+    assert done_outputs == _files(out) and len(done_outputs) == len(made) - len(bad)
+    assert summary["done"] == len(done_outputs) and len(summary["failed"]) == len(bad)
 
 
 def test_output_equal_to_input_refused(tmp_path: Path, tiny: tuple[Path, Any], capsys: Any) -> None:

@@ -249,17 +249,25 @@ def plan_jobs(
     if not src.is_dir():
         raise UsageError(f"-i/--input: {src}: not a regular file or folder")
 
-    jobs: list[Job] = []
+    found: list[tuple[Path, Path]] = []
     non_images: list[Path] = []
-    planned: dict[str, Path] = {}
     for path, rel in _walk(src, recursive=recursive, exclude=out_dir):
         if not is_image_path(path):
             non_images.append(path)
             continue
-        target = out_dir / rel / output_name(path, suffix, _planned_ext(path, ext))
+        found.append((path, out_dir / rel / output_name(path, suffix, _planned_ext(path, ext))))
+    # Two inputs may map to one output (a.gif and a.png both give a_out.png): the output belongs to
+    # the input with the same extension, else to the first in sorted order; the others are refused.
+    owner: dict[str, Path] = {}
+    for path, target in found:
         key = os.path.normcase(os.path.abspath(target))
-        jobs.append(Job(path, target, ext, conflict=planned.get(key)))
-        planned.setdefault(key, path)
+        same_ext = path.suffix.lower() == target.suffix.lower()
+        if key not in owner or (same_ext and owner[key].suffix.lower() != target.suffix.lower()):
+            owner[key] = path
+    jobs = []
+    for path, target in found:
+        first = owner[os.path.normcase(os.path.abspath(target))]
+        jobs.append(Job(path, target, ext, conflict=None if first == path else first))
     if non_images:
         logger.info("%s: skipping %d non-image file(s)", src, len(non_images))
     return JobList(jobs, non_images=non_images)
@@ -330,8 +338,8 @@ def _guard_output(
     key = os.path.normcase(os.path.abspath(output))
     if key in written:
         raise _Refuse(
-            f"output {output} was already written from {written[key]} in this batch "
-            "(two inputs map to one output name; use --ext auto or rename one of them)"
+            f"output {output} was already written from {written[key]} in this batch (two inputs "
+            "map to one output name); rename one of them, or run it alone with another --suffix"
         )
     if output.exists() or output.is_symlink():
         if not overwrite:
@@ -361,8 +369,8 @@ def _process(
 
     if job.conflict is not None:
         raise _Refuse(
-            f"output {job.output} is also the output of {job.conflict} "
-            "(two inputs map to one output name; use --ext auto or rename one of them)"
+            f"output {job.output} is also the output of {job.conflict} (two inputs map to one "
+            "output name); rename one of them, or run it alone with another --suffix"
         )
     _guard_output(job, job.output, inputs, written, overwrite)
     image = read_image(job.input, **read_kwargs)
