@@ -1,4 +1,4 @@
-"""`resrgan evaluate` and `resrgan niqe-fit` in-process: table, --json lines, pairing, exit codes."""
+"""`resrgan evaluate` and `resrgan niqe-fit` in-process: table, --json, pairing, exit codes."""
 
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ def test_missing_params_offline_is_a_usage_error(
 @pytest.fixture
 def pair_dirs(tmp_path: Path) -> tuple[Path, Path]:
     """SR: foo_out.png (GT + 4 everywhere), bar.png (= GT), extra_out.png (no GT);
-    GT: foo.png, bar.jpg-free set, lonely.png (no SR)."""
+    GT: foo.png, bar.png, lonely.png (no SR)."""
     rng = np.random.default_rng(0)
     sr, gt = tmp_path / "sr", tmp_path / "gt"
     sr.mkdir()
