@@ -43,7 +43,7 @@ def main() -> int:
 
     import cv2
 
-    from resrgan.cli.evaluate import _read_rgb, list_images
+    from resrgan.cli.evaluate import read_rgb, list_images
     from resrgan.errors import ResrganError
     from resrgan.metrics.niqe import load_niqe_params, niqe
 
@@ -55,7 +55,7 @@ def main() -> int:
 
     def score(path_or_px: object, name: str) -> float | None:
         try:
-            px = _read_rgb(path_or_px) if isinstance(path_or_px, Path) else path_or_px
+            px = read_rgb(path_or_px) if isinstance(path_or_px, Path) else path_or_px
             return niqe(px, params=params, name=name)
         except ResrganError as e:
             print(f"  {name}: {e}", file=sys.stderr)
@@ -71,7 +71,7 @@ def main() -> int:
     t = time.perf_counter()
     col: dict[str, float | None] = {}
     for f in files:
-        px = _read_rgb(f)
+        px = read_rgb(f)
         h, w = px.shape[:2]
         col[f.name] = score(cv2.resize(px, (4 * w, 4 * h), interpolation=cv2.INTER_CUBIC), f.name)
     columns["bicubic x4"] = col

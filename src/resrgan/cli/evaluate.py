@@ -191,7 +191,7 @@ def _parse_metrics(raw: str | None, have_gt: bool) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _read_rgb(path: Path) -> Any:
+def read_rgb(path: Path) -> Any:
     """Pixels as HxWx3 in RGB order (uint8/uint16): grey replicated, alpha dropped."""
     import numpy as np
 
@@ -275,7 +275,7 @@ def run(args: argparse.Namespace) -> int:
         row.update({m: None for m in metrics})
         errors: list[str] = []
         try:
-            img = _read_rgb(pair.path)
+            img = read_rgb(pair.path)
             if "niqe" in metrics:
                 try:
                     row["niqe"] = niqe(
@@ -287,7 +287,7 @@ def run(args: argparse.Namespace) -> int:
                 if pair.gt is None:
                     errors.append(pair.note or "no ground truth")
                 else:
-                    gt = _read_rgb(pair.gt)
+                    gt = read_rgb(pair.gt)
                     kw = {"crop_border": args.crop_border, "test_y_channel": args.test_y_channel}
                     if "psnr" in metrics:
                         row["psnr"] = psnr(img, gt, **kw)

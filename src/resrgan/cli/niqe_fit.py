@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import ResrganError, UsageError
     from ..metrics.niqe import fit_niqe_params, image_block_features, write_niqe_params
-    from .evaluate import _read_rgb, list_images
+    from .evaluate import read_rgb, list_images
 
     if not args.input.exists():
         raise UsageError(f"--input {args.input}: no such file or folder")
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     for f in files:
         try:
             rows = image_block_features(
-                _read_rgb(f),
+                read_rgb(f),
                 crop_border=args.crop_border,
                 sharpness_threshold=args.sharpness_threshold,
             )
