@@ -43,7 +43,7 @@ def main() -> int:
 
     import cv2
 
-    from resrgan.cli.evaluate import read_rgb, list_images
+    from resrgan.cli.evaluate import list_images, read_rgb
     from resrgan.errors import ResrganError
     from resrgan.metrics.niqe import load_niqe_params, niqe
 

@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import ResrganError, UsageError
     from ..metrics.niqe import fit_niqe_params, image_block_features, write_niqe_params
-    from .evaluate import read_rgb, list_images
+    from .evaluate import list_images, read_rgb
 
     if not args.input.exists():
         raise UsageError(f"--input {args.input}: no such file or folder")
