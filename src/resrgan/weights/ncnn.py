@@ -383,6 +383,17 @@ class _Walker:
         self.channels[self.resolve(top)] = int(w.shape[0])
         return top, layer
 
+    def activated(self, conv: NcnnLayer) -> bool:
+        """Whether a conv has an activation: fused, or a ReLU layer right after it."""
+        if conv.get(9, 0) != 0:
+            return True
+        nxt = self.peek(1) if self.peek() is conv else None
+        return bool(
+            nxt is not None
+            and nxt.type in ("ReLU", "PReLU")
+            and self.resolve(nxt.bottoms[0]) == conv.tops[0]
+        )
+
     def concat(self, srcs: list[str]) -> str:
         layer = self.take("Concat", f"concatenation of {len(srcs)} features")
         if layer.get(0, 0) != 0:
@@ -475,8 +486,8 @@ def _map_rrdbnet(w: _Walker) -> tuple[str, dict[str, Any], dict[str, Any]]:
     grow = 0
     while True:
         nxt = w.peek()
-        if nxt is None or nxt.type != "Convolution" or nxt.get(9, 0) == 0:
-            break
+        if nxt is None or nxt.type != "Convolution" or not w.activated(nxt):
+            break  # an RRDB starts with an activated conv; conv_body has no activation
         block_in = h
         for r in (1, 2, 3):
             prefix = f"body.{num_block}.rdb{r}"
