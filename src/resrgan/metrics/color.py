@@ -13,11 +13,14 @@ mirror BasicSR's ``to_y_channel`` so that rounded values (NIQE) agree bit for bi
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
 import numpy as np
 
 from ..errors import ResrganError
+
+log = logging.getLogger(__name__)
 
 ChannelOrder = Literal["rgb", "bgr"]
 
@@ -39,7 +42,12 @@ def to_float255(img: np.ndarray, *, name: str = "image") -> np.ndarray:
     if arr.dtype == np.uint16:
         return (arr.astype(np.float64) * (255.0 / 65535.0)).astype(np.float32)
     if np.issubdtype(arr.dtype, np.floating):
-        return arr.astype(np.float32)
+        out = arr.astype(np.float32)
+        if out.size and 0 < float(out.max()) <= 1.0:
+            log.warning(
+                "%s: float pixels are all <= 1; metrics expect [0, 255] (multiply by 255)", name
+            )
+        return out
     raise ResrganError(
         f"{name}: unsupported dtype {arr.dtype}; use uint8, uint16 or float in [0, 255]"
     )
