@@ -35,7 +35,7 @@ def _read_raw(path: Path) -> Any:
 
         try:
             return load_file(str(path), device="cpu")
-        except (SafetensorError, OSError, ValueError) as e:
+        except (SafetensorError, OSError, ValueError, RuntimeError) as e:
             raise WeightsError(f"{path}: not a valid safetensors file ({e})") from None
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -46,7 +46,7 @@ def _read_raw(path: Path) -> Any:
             "it may be unsafe. If you trust it, convert it once to .safetensors in an isolated "
             "environment, or ask its author for a safetensors/state-dict file"
         ) from None
-    except (RuntimeError, OSError, EOFError, ValueError) as e:
+    except Exception as e:  # the weights-only unpickler raises many types on garbage input
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise WeightsError(f"{path}: not a readable PyTorch weights file ({msg[:200]})") from None
 
