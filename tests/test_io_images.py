@@ -7,6 +7,7 @@ import io
 import logging
 import os
 import struct
+import zlib
 from pathlib import Path
 
 import cv2
@@ -74,7 +75,7 @@ def test_gray_alpha16_png_keeps_two_channels(tmp_path: Path) -> None:
     data = (
         b"\x89PNG\r\n\x1a\n"
         + corpus._png_chunk(b"IHDR", struct.pack(">IIBBBBB", 5, 7, 16, 4, 0, 0, 0))
-        + corpus._png_chunk(b"IDAT", __import__("zlib").compress(raw))
+        + corpus._png_chunk(b"IDAT", zlib.compress(raw))
         + corpus._png_chunk(b"IEND", b"")
     )
     p = tmp_path / "ga16.png"
@@ -436,11 +437,65 @@ def test_png_encoder_band_boundaries_and_all_filters(
     np.testing.assert_array_equal(cv, a)
 
 
+@pytest.mark.parametrize("kind", range(5))
+@pytest.mark.parametrize(("layout", "dtype"), [((), np.uint8), ((3,), np.uint8), ((4,), np.uint16)])
+def test_each_png_filter_type_alone_decodes_exactly(
+    tmp_path: Path, kind: int, layout: tuple[int, ...], dtype: type
+) -> None:
+    """Rows forced to one filter (0 None, 1 Sub, 2 Up, 3 Average, 4 Paeth), decoded by OpenCV."""
+    a = _random((37, 29, *layout), dtype, seed=kind)
+    a[5:9] = a[4]  # some repeated rows and flat areas as well as noise
+    a[:, 3:7] = 17
+    old = images._PNG_BAND_BYTES
+    images._PNG_BAND_BYTES = 1  # one row per band: the row above always comes from the last band
+    try:
+        p = tmp_path / f"f{kind}.png"
+        with open(p, "wb") as fh:
+            images._write_png(fh, a, icc_profile=None, exif=None, only_filter=kind)
+    finally:
+        images._PNG_BAND_BYTES = old
+    cv = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+    if layout == (3,):
+        cv = cv[..., ::-1]
+    elif layout == (4,):
+        cv = cv[..., [2, 1, 0, 3]]
+    np.testing.assert_array_equal(cv, a)
+    raw = zlib.decompress(b"".join(_png_chunks(p.read_bytes(), b"IDAT")))
+    row = 1 + a[0].size * a.itemsize
+    assert set(raw[::row]) == {kind}
+
+
+def _png_chunks(data: bytes, kind: bytes) -> list[bytes]:
+    out, at = [], 8
+    while at < len(data):
+        (n,) = struct.unpack(">I", data[at : at + 4])
+        if data[at + 4 : at + 8] == kind:
+            out.append(data[at + 8 : at + 8 + n])
+        at += 12 + n
+    return out
+
+
+def test_adaptive_filtering_picks_several_filter_types(tmp_path: Path) -> None:
+    yy, xx = np.mgrid[0:64, 0:64]
+    a = np.zeros((64, 64, 3), np.uint8)
+    a[:16] = (xx * 3)[:16, :, None]  # horizontal ramp, rows alike: Up
+    a[16:32] = (xx * 3 + yy * yy)[16:32, :, None]  # rows differ by a constant: Sub
+    a[32:] = _random((32, 64, 3), np.uint8)  # noise: None
+    p = write_image(tmp_path / "mix.png", a)
+    raw = zlib.decompress(b"".join(_png_chunks(p.read_bytes(), b"IDAT")))
+    kinds = set(raw[:: 1 + 64 * 3])
+    assert len(kinds) >= 3 and kinds <= {0, 1, 2, 3, 4}
+    np.testing.assert_array_equal(read_image(p).pixels, a)
+
+
 def test_png_filters_are_used_on_smooth_images(tmp_path: Path) -> None:
     yy, xx = np.mgrid[0:64, 0:64]
     a = np.stack([yy * 2, xx * 3, yy + xx], -1).astype(np.uint8)
     p = write_image(tmp_path / "ramp.png", a)
-    assert p.stat().st_size < a.nbytes / 10  # unfiltered deflate of a ramp is far bigger
+    rows = np.concatenate([np.zeros((64, 1), np.uint8), a.reshape(64, -1)], axis=1)  # filter 0
+    comp = zlib.compressobj(images._PNG_LEVEL, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
+    unfiltered = len(comp.compress(rows.tobytes()) + comp.flush())
+    assert p.stat().st_size < unfiltered / 3
     np.testing.assert_array_equal(read_image(p).pixels, a)
 
 

@@ -109,8 +109,10 @@ _TMP_MARK = ".resrgan-tmp-"
 _JPEG_MAX_SIDE = 65535
 _WEBP_MAX_SIDE = 16383
 _PNG_MAX_SIDE = 2**31 - 1
-_PNG_LEVEL = 6  # zlib level of the PNG encoder (Pillow's default)
-_PNG_BAND_BYTES = 8 * 1024 * 1024  # raw bytes filtered and compressed per step
+# zlib settings of the PNG encoder: run-length matching only (OpenCV's default strategy). On
+# filtered photographs it is ~3x faster than level 6 with files no bigger; flat art compresses less.
+_PNG_LEVEL = 6
+_PNG_BAND_BYTES = 4 * 1024 * 1024  # raw bytes filtered and compressed per step
 _PNG_IDAT_BYTES = 1024 * 1024
 _EXIF_PREFIX = b"Exif\x00\x00"
 _ORIENTATION_TAG = 0x0112
@@ -789,9 +791,14 @@ def _png_chunk(fh: IO[bytes], kind: bytes, data: bytes | memoryview) -> None:
 
 
 def _write_png(
-    fh: IO[bytes], pixels: np.ndarray, *, icc_profile: bytes | None, exif: bytes | None
+    fh: IO[bytes],
+    pixels: np.ndarray,
+    *,
+    icc_profile: bytes | None,
+    exif: bytes | None,
+    only_filter: int | None = None,
 ) -> None:
-    """PNG of any layout at 8/16 bits; rows filtered (adaptive, five filters) in ~8 MB bands."""
+    """PNG of any layout at 8/16 bits; rows filtered (adaptive, five filters) in ~4 MB bands."""
     import numpy as np
 
     h, w = int(pixels.shape[0]), int(pixels.shape[1])
@@ -810,7 +817,7 @@ def _write_png(
     bpp = c * depth // 8
     row_bytes = w * bpp
     band = max(1, _PNG_BAND_BYTES // max(row_bytes, 1))
-    comp = zlib.compressobj(_PNG_LEVEL, zlib.DEFLATED, 15, 9)
+    comp = zlib.compressobj(_PNG_LEVEL, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
     pending = bytearray()
     prev = np.zeros(row_bytes, dtype=np.uint8)
     flat = pixels.reshape(h, w * c) if pixels.flags.c_contiguous else None
@@ -819,7 +826,7 @@ def _write_png(
         rows = flat[r0:r1] if flat is not None else pixels[r0:r1].reshape(r1 - r0, w * c)
         raw = rows.astype(">u2").view(np.uint8) if depth == 16 else rows
         raw = raw.reshape(r1 - r0, row_bytes)
-        pending += comp.compress(_png_filter_band(raw, prev, bpp))
+        pending += comp.compress(_png_filter_band(raw, prev, bpp, only_filter))
         prev = raw[-1].copy()
         if len(pending) >= _PNG_IDAT_BYTES:
             _png_chunk(fh, b"IDAT", bytes(pending))
@@ -830,17 +837,18 @@ def _write_png(
     _png_chunk(fh, b"IEND", b"")
 
 
-def _png_filter_band(raw: np.ndarray, prev: np.ndarray, bpp: int) -> bytes:
-    """Filter each row with the PNG filter (0-4) whose output has the smallest sum of |signed
-    bytes|.
+def _png_filter_band(raw: np.ndarray, prev: np.ndarray, bpp: int, only: int | None = None) -> bytes:
+    """Filter each row with the PNG filter type (0-4) that minimises its sum of |signed bytes|.
 
     The filters are defined on unfiltered bytes (a: left, b: up, c: up-left), so the whole band is
-    vectorised; ``prev`` is the unfiltered row above the band (zeros for the first band).
+    vectorised, in uint8 arithmetic that wraps mod 256 as PNG requires; the cost (libpng's
+    heuristic) is estimated on every 4th byte. ``prev`` is the unfiltered row above the band (zeros
+    for the first band). ``only`` forces one filter type on every row (for tests).
     """
     import numpy as np
 
     n, rb = raw.shape
-    x = raw.astype(np.int16)
+    x = raw
     up = np.empty_like(x)
     up[0] = prev
     up[1:] = x[:-1]
@@ -848,21 +856,41 @@ def _png_filter_band(raw: np.ndarray, prev: np.ndarray, bpp: int) -> bytes:
     left[:, bpp:] = x[:, :-bpp]
     upleft = np.zeros_like(x)
     upleft[:, bpp:] = up[:, :-bpp]
-    # Paeth predictor
-    pa = np.abs(up - upleft)
-    pb = np.abs(left - upleft)
-    pc = np.abs(left + up - 2 * upleft)
-    paeth = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, upleft))
-    del pa, pb, pc
-    cands = np.stack([x, x - left, x - up, x - ((left + up) >> 1), x - paeth]).astype(
-        np.uint8
-    )  # wrap to bytes
-    del paeth, left, upleft
-    cost = np.abs(cands.view(np.int8).astype(np.int16)).sum(axis=2, dtype=np.int64)  # (5, n)
-    best = np.argmin(cost, axis=0)
+
+    def paeth() -> np.ndarray:
+        bc = up.astype(np.int16) - upleft  # p - a
+        ac = left.astype(np.int16) - upleft  # p - b
+        pc = np.abs(bc + ac)
+        pa, pb = np.abs(bc, out=bc), np.abs(ac, out=ac)
+        pred = np.where(pb <= pc, up, upleft)
+        return x - np.where((pa <= pb) & (pa <= pc), left, pred)
+
+    makers = (
+        lambda: x,
+        lambda: x - left,
+        lambda: x - up,
+        lambda: x - ((left >> 1) + (up >> 1) + (left & up & 1)),
+        paeth,
+    )
     out = np.empty((n, rb + 1), dtype=np.uint8)
-    out[:, 0] = best
-    out[:, 1:] = cands[best, np.arange(n)]
+    if only is not None:
+        out[:, 0] = only
+        out[:, 1:] = makers[only]()
+        return out.tobytes()
+    best_cost = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    for kind, make in enumerate(makers):
+        filtered = make()
+        sample = filtered[:, ::4].view(np.int8).astype(np.int16)
+        cost = np.abs(sample, out=sample).sum(axis=1, dtype=np.int64)
+        better = cost < best_cost
+        if kind == 0 or better.all():
+            out[:, 0] = kind
+            out[:, 1:] = filtered
+            best_cost = cost
+        elif better.any():
+            out[better, 0] = kind
+            out[better, 1:] = filtered[better]
+            best_cost[better] = cost[better]
     return out.tobytes()
 
 
