@@ -47,14 +47,16 @@ def download(
     *,
     sha256: str | None = None,
     sha256_prefix: str | None = None,
+    size: int | None = None,
     progress: ProgressCallback | None = None,
     timeout: float = 60.0,
 ) -> Path:
     """Download ``url`` to ``dest`` atomically and verify it.
 
-    ``sha256`` (full hex) or ``sha256_prefix`` (the first hex digits, as in BasicSR file names) is
-    checked before the file is moved into place; on a mismatch the temporary file is deleted and
-    WeightsError is raised. Refused with WeightsError when offline (``RESRGAN_OFFLINE=1``).
+    ``size`` (bytes), ``sha256`` (full hex) and ``sha256_prefix`` (the first hex digits, as in
+    BasicSR file names) are checked before the file is moved into place; on a mismatch the
+    temporary file is deleted and WeightsError is raised. Refused with WeightsError when offline
+    (``RESRGAN_OFFLINE=1``).
     """
     dest = Path(dest)
     if offline():
@@ -100,6 +102,11 @@ def download(
                     f"{dest.name}: download of {url} incomplete ({done} of {total} bytes); run the "
                     "command again"
                 )
+        if size is not None and done != size:
+            raise WeightsError(
+                f"{dest.name}: download of {url} has {done} bytes, expected {size}; the file was "
+                "deleted. Retry, or report it if it persists"
+            )
         digest = h.hexdigest()
         expected = (sha256 or "").lower()
         prefix = (sha256_prefix or "").lower()

@@ -60,6 +60,7 @@ class ModelInfo:
     dni_twin: str | None
     description: str
     sha256_prefix: str | None = None
+    size: int | None = None  # bytes of the official file, when established with the hash
 
 
 def _rrdb(num_block: int = 23, scale: int = 4) -> Mapping[str, Any]:
@@ -86,6 +87,36 @@ def _srvgg(num_conv: int, upscale: int = 4) -> Mapping[str, Any]:
 _UNET = MappingProxyType(dict(num_in_ch=3, num_feat=64, skip_connection=True))
 
 
+# Full SHA-256 and byte sizes of the official release files. The original code states none (spec
+# §5.3, §9); these were established from public download manifests of other projects that pin the
+# official GitHub release URLs (model registries of upscaler apps, an Arch Linux PKGBUILD of
+# Real-ESRGAN), each value seen in at least two independent projects except RealESRNet_x4plus (one
+# manifest plus the PKGBUILD). A mismatch deletes the download and reports it.
+_HASHES: dict[str, tuple[str, int]] = {
+    "RealESRGAN_x4plus": (
+        "4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1", 67_040_989,
+    ),
+    "RealESRNet_x4plus": (
+        "a820b9bde89a874d7599d545567308ce6c128fc8754a53208eda016d40aa81df", 67_040_989,
+    ),
+    "RealESRGAN_x2plus": (
+        "49fafd45f8fd7aa8d31ab2a22d14d91b536c34494a5cfe31eb5d89c2fa266abb", 67_061_725,
+    ),
+    "RealESRGAN_x4plus_anime_6B": (
+        "f872d837d3c90ed2e05227bed711af5671a6fd1c9f7d7e91c911a61f155e99da", 17_938_799,
+    ),
+    "realesr-animevideov3": (
+        "b8a8376811077954d82ca3fcf476f1ac3da3e8a68a4f4d71363008000a18b75d", 2_504_012,
+    ),
+    "realesr-general-x4v3": (
+        "8dc7edb9ac80ccdc30c3a5dca6616509367f05fbc184ad95b731f05bece96292", 4_885_111,
+    ),
+    "realesr-general-wdn-x4v3": (
+        "1641f8c4464b9f097c9fdda5589273713f67cf59f3d909e0bd688f0cee269dca", 4_885_111,
+    ),
+}  # fmt: skip
+
+
 def _m(
     name: str,
     arch: str,
@@ -97,10 +128,13 @@ def _m(
     file: str | None = None,
     sha256: str | None = None,
     sha256_prefix: str | None = None,
+    size: int | None = None,
     ncnn: str | None = None,
     dni_twin: str | None = None,
 ) -> ModelInfo:
     url = f"{RELEASES}/{release}/{file or name + '.pth'}"
+    if name in _HASHES and sha256 is None:
+        sha256, size = _HASHES[name]
     return ModelInfo(
         name=name,
         arch=arch,
@@ -112,6 +146,7 @@ def _m(
         dni_twin=dni_twin,
         description=description,
         sha256_prefix=sha256_prefix,
+        size=size,
     )
 
 
@@ -367,7 +402,12 @@ def resolve_weights(
     for url in info.urls:
         try:
             return fetch(
-                url, dest, sha256=info.sha256, sha256_prefix=info.sha256_prefix, progress=progress
+                url,
+                dest,
+                sha256=info.sha256,
+                sha256_prefix=info.sha256_prefix,
+                size=info.size,
+                progress=progress,
             )
         except WeightsError as e:
             if "mismatch" in str(e):
