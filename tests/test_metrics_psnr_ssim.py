@@ -149,6 +149,27 @@ def test_ssim_equals_direct_formula() -> None:
     assert ssim(a, b) == pytest.approx(_ssim_direct(a, b), abs=1e-9)
 
 
+def test_ssim_matches_2d_filter2d_window() -> None:
+    """BasicSR filters with cv2.filter2D and the full 11x11 window; we filter separably."""
+    import cv2
+
+    a = _rand((70, 90), 9).astype(np.float64)
+    b = np.clip(a + np.random.default_rng(10).normal(0, 20, a.shape), 0, 255)
+    k = cv2.getGaussianKernel(11, 1.5)
+    win = np.outer(k, k)
+
+    def f(x: np.ndarray) -> np.ndarray:
+        return cv2.filter2D(x, -1, win)[5:-5, 5:-5]
+
+    m1, m2 = f(a), f(b)
+    s1, s2, s12 = f(a * a) - m1**2, f(b * b) - m2**2, f(a * b) - m1 * m2
+    ref = np.mean(
+        ((2 * m1 * m2 + SSIM_C1) * (2 * s12 + SSIM_C2))
+        / ((m1**2 + m2**2 + SSIM_C1) * (s1 + s2 + SSIM_C2))
+    )
+    assert ssim(a, b) == pytest.approx(float(ref), abs=1e-10)
+
+
 def test_ssim_averages_channels() -> None:
     a = _rand((20, 20, 3), 5)
     b = a.copy()
