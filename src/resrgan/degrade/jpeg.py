@@ -2,7 +2,7 @@
 
 Batched, continuous per-sample quality, float all the way (no 8-bit rounding of YCbCr samples or
 decoded pixels), JFIF full-range YCbCr, 4:2:0 by 2x2 averaging, zero padding to multiples of 16,
-orthonormal 8x8 DCT as one (N, 64) x (64, 64) matmul, Annex K tables scaled by the quality factor
+orthonormal 8x8 DCT as matmuls over whole planes, Annex K tables scaled by the quality factor
 (no libjpeg integer rounding, no clamping of the entries), ``torch.round`` (or the cubic
 ``round(x) + (x - round(x))³`` when differentiable), chroma upsampling by pixel replication.
 
@@ -59,22 +59,19 @@ def _round(x: Tensor, differentiable: bool) -> Tensor:
     return r + (x - r) ** 3 if differentiable else r
 
 
-def _to_blocks(x: Tensor) -> Tensor:
-    b, h, w = x.shape
-    return x.view(b, h // 8, 8, w // 8, 8).permute(0, 1, 3, 2, 4).reshape(b, -1, 64)
+def _code_plane(plane: Tensor, table: Tensor, d: Tensor, differentiable: bool) -> Tensor:
+    """DCT, quantise, dequantise and IDCT every 8x8 block of a level-shifted (B, H, W) plane.
 
-
-def _from_blocks(x: Tensor, h: int, w: int) -> Tensor:
-    b = x.shape[0]
-    return x.view(b, h // 8, w // 8, 8, 8).permute(0, 1, 3, 2, 4).reshape(b, h, w)
-
-
-def _code_plane(plane: Tensor, table: Tensor, kron: Tensor, differentiable: bool) -> Tensor:
-    """DCT, quantise, dequantise, IDCT a (B, h, w) plane; ``table`` (B, 1, 64) is scaled."""
-    h, w = plane.shape[-2:]
-    coef = (_to_blocks(plane) - 128.0) @ kron.T
-    coef = _round(coef / table, differentiable) * table
-    return _from_blocks(coef @ kron, h, w) + 128.0
+    The 2-D block DCT ``D @ block @ D.T`` is done as two matmuls over the whole plane (along the
+    columns of each 8-pixel group, then along the rows), so no block-reordering copies are made;
+    ``table`` is (B, 1, 8, 1, 8), broadcast over the block grid.
+    """
+    b, h, w = plane.shape
+    c = torch.matmul(plane.reshape(b, h, w // 8, 8), d.T)
+    c = torch.matmul(d, c.view(b, h // 8, 8, w)).view(b, h // 8, 8, w // 8, 8)
+    c = _round(c / table, differentiable).mul_(table)
+    r = torch.matmul(d.T, c.view(b, h // 8, 8, w))
+    return torch.matmul(r.view(b, h, w // 8, 8), d).view(b, h, w)
 
 
 def jpeg_compress(
@@ -107,28 +104,32 @@ def jpeg_compress(
         raise ValueError(f"jpeg_compress: quality must be in (0, 100], got {q.tolist()}")
     factor = quality_to_factor(q).view(b, 1, 1)
     ph, pw = (-h) % 16, (-w) % 16
-    x = F.pad(x, (0, pw, 0, ph)) * 255.0
-    m = torch.tensor(_RGB2YCC, device=x.device, dtype=work)
-    ycc = torch.einsum("ij,bjhw->bihw", m, x)
-    y, cb, cr = ycc[:, 0], ycc[:, 1] + 128.0, ycc[:, 2] + 128.0
-    cb = F.avg_pool2d(cb[:, None], 2)[:, 0]
-    cr = F.avg_pool2d(cr[:, None], 2)[:, 0]
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph))
+    hp, wp = h + ph, w + pw
+    hc, wc = hp // 2, wp // 2
+    m = torch.tensor(_RGB2YCC, device=x.device, dtype=work) * 255.0
+    # luma at full resolution (level-shifted by -128 through the conv bias); chroma from
+    # 2x2-averaged RGB: the colour transform is linear, so this equals upstream's averaging of Cb/Cr
+    y = F.conv2d(x, m[:1, :, None, None], torch.tensor([-128.0], device=x.device, dtype=work))
+    chroma = F.conv2d(F.avg_pool2d(x, 2), m[1:, :, None, None])  # Cb - 128, Cr - 128
 
     d = dct_matrix(device=x.device, dtype=work)
-    kron = torch.kron(d, d)
     lt = torch.tensor(LUMA_TABLE, device=x.device, dtype=work)
     ct = torch.tensor(CHROMA_TABLE, device=x.device, dtype=work)
     if table_layout == "upstream":
         lt, ct = lt.T, ct.T
-    lt = lt.reshape(1, 1, 64) * factor
-    ct = ct.reshape(1, 1, 64) * factor
-    y = _code_plane(y, lt, kron, differentiable)
-    cb = _code_plane(cb, ct, kron, differentiable)
-    cr = _code_plane(cr, ct, kron, differentiable)
-    cb = cb.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
-    cr = cr.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
-    ycc = torch.stack([y, cb - 128.0, cr - 128.0], dim=1)
-    inv = torch.tensor(_YCC2RGB, device=x.device, dtype=work)
-    rgb = torch.einsum("ij,bjhw->bihw", inv, ycc)
-    rgb = rgb.clamp(0, 255) / 255.0
+    # quality 100 gives a zero step upstream (0/0 = NaN); a floor of 1e-3 keeps it finite and
+    # near-lossless and changes nothing for quality <= 99.99
+    f5 = factor.view(b, 1, 1, 1, 1)
+    lt = (lt.view(1, 1, 8, 1, 8) * f5).clamp_min(1e-3)
+    ct = (ct.view(1, 1, 8, 1, 8) * f5).clamp_min(1e-3)
+    y = _code_plane(y[:, 0], lt, d, differentiable)
+    cb = _code_plane(chroma[:, 0], ct, d, differentiable)
+    cr = _code_plane(chroma[:, 1], ct, d, differentiable)
+    # YCbCr -> RGB: chroma terms at quarter resolution, replicated 2x2 by broadcasting
+    inv = torch.tensor(_YCC2RGB, device=x.device, dtype=work)[:, 1:]
+    cterm = F.conv2d(torch.stack([cb, cr], dim=1), inv[:, :, None, None])
+    rgb = (y + 128.0).view(b, 1, hc, 2, wc, 2) + cterm.view(b, 3, hc, 1, wc, 1)
+    rgb = rgb.view(b, 3, hp, wp).clamp_(0, 255).mul_(1.0 / 255.0)
     return rgb[..., :h, :w].to(img.dtype)

@@ -7,6 +7,9 @@ quantised LQ; ``make_training_batch`` adds the USM of the GT and the paired rand
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +24,21 @@ from .resize import resize
 from .sharpen import usm_sharpen
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def _timed(profile: dict[str, float] | None, stage: str, ref: Tensor) -> Iterator[None]:
+    """Add the wall time of the block to ``profile[stage]`` (synchronising CUDA) when profiling."""
+    if profile is None:
+        yield
+        return
+    if ref.is_cuda:
+        torch.cuda.synchronize(ref.device)
+    t0 = time.perf_counter()
+    yield
+    if ref.is_cuda:
+        torch.cuda.synchronize(ref.device)
+    profile[stage] = profile.get(stage, 0.0) + time.perf_counter() - t0
 
 
 def _blur(x: Tensor, kernels: KernelBatch, cfg_size: int) -> Tensor:
@@ -46,7 +64,13 @@ def _jpeg(x: Tensor, quality: tuple[float, ...]) -> Tensor:
     return jpeg_compress(torch.clamp(x, 0, 1), q)
 
 
-def degrade(gt: Tensor, params: DegradationParams, cfg: DegradationConfig) -> Tensor:
+def degrade(
+    gt: Tensor,
+    params: DegradationParams,
+    cfg: DegradationConfig,
+    *,
+    profile: dict[str, float] | None = None,
+) -> Tensor:
     """(B, 3, H, W) float GT in [0, 1] -> LQ (B, 3, H/s, W/s), quantised to k/255, in [0, 1].
 
     ``gt`` is the image the degradations start from: the USM-sharpened GT when ``cfg.gt_usm``
@@ -55,7 +79,8 @@ def degrade(gt: Tensor, params: DegradationParams, cfg: DegradationConfig) -> Te
     to (H/s·f2, W/s·f2); noise; final stage in ``params.final_order``: 'resize_first' = resize to
     (H/s, W/s), sinc, clamp, JPEG; 'jpeg_first' = clamp, JPEG, resize, sinc; then
     ``clamp(round(255·x), 0, 255)/255``. Deterministic given ``params`` (the bulk noise comes from
-    device generators seeded by ``params``). The input is not modified.
+    device generators seeded by ``params``). The input is not modified. ``profile``, if given,
+    accumulates seconds per stage (blur, resize, noise, jpeg, final) for bench/degrade.py.
     """
     if gt.ndim != 4 or gt.shape[1] != 3:
         raise ValueError(f"degrade: gt must be (B, 3, H, W), got {tuple(gt.shape)}")
@@ -72,29 +97,38 @@ def degrade(gt: Tensor, params: DegradationParams, cfg: DegradationConfig) -> Te
     st1, st2 = params.stage1, params.stage2
 
     # first order
-    out = _blur(gt, params.kernel1, cfg.blur_kernel_size)
-    out = resize(out, mode=st1.resize_mode, scale_factor=st1.resize_scale)
-    out = _noise(out, st1, cfg)
-    out = _jpeg(out, st1.jpeg_quality)
+    with _timed(profile, "blur", gt):
+        out = _blur(gt, params.kernel1, cfg.blur_kernel_size)
+    with _timed(profile, "resize", out):
+        out = resize(out, mode=st1.resize_mode, scale_factor=st1.resize_scale)
+    with _timed(profile, "noise", out):
+        out = _noise(out, st1, cfg)
+    with _timed(profile, "jpeg", out):
+        out = _jpeg(out, st1.jpeg_quality)
     # second order
-    if params.second_blur:
-        out = _blur(out, params.kernel2, cfg.blur_kernel_size2)
+    with _timed(profile, "blur", out):
+        if params.second_blur:
+            out = _blur(out, params.kernel2, cfg.blur_kernel_size2)
     size2 = (int(h / s * st2.resize_scale), int(w / s * st2.resize_scale))
-    out = resize(out, mode=st2.resize_mode, size=size2)
-    out = _noise(out, st2, cfg)
+    with _timed(profile, "resize", out):
+        out = resize(out, mode=st2.resize_mode, size=size2)
+    with _timed(profile, "noise", out):
+        out = _noise(out, st2, cfg)
     # final stage
     final = (h // s, w // s)
-    if params.final_order == "resize_first":
-        out = resize(out, mode=params.final_resize_mode, size=final)
-        out = _blur(out, params.sinc_kernel, cfg.blur_kernel_size)
-        out = _jpeg(out, st2.jpeg_quality)
-    elif params.final_order == "jpeg_first":
-        out = _jpeg(out, st2.jpeg_quality)
-        out = resize(out, mode=params.final_resize_mode, size=final)
-        out = _blur(out, params.sinc_kernel, cfg.blur_kernel_size)
-    else:
-        raise ValueError(f"degrade: unknown final_order {params.final_order!r}")
-    return torch.clamp((out * 255.0).round(), 0, 255) / 255.0
+    with _timed(profile, "final", out):
+        if params.final_order == "resize_first":
+            out = resize(out, mode=params.final_resize_mode, size=final)
+            out = _blur(out, params.sinc_kernel, cfg.blur_kernel_size)
+            out = _jpeg(out, st2.jpeg_quality)
+        elif params.final_order == "jpeg_first":
+            out = _jpeg(out, st2.jpeg_quality)
+            out = resize(out, mode=params.final_resize_mode, size=final)
+            out = _blur(out, params.sinc_kernel, cfg.blur_kernel_size)
+        else:
+            raise ValueError(f"degrade: unknown final_order {params.final_order!r}")
+        out = torch.clamp((out * 255.0).round(), 0, 255) / 255.0
+    return out
 
 
 @dataclass
@@ -125,14 +159,20 @@ def paired_crop(
 
 @torch.no_grad()
 def make_training_batch(
-    gt: Tensor, params: DegradationParams, cfg: DegradationConfig
+    gt: Tensor,
+    params: DegradationParams,
+    cfg: DegradationConfig,
+    *,
+    profile: dict[str, float] | None = None,
 ) -> TrainingBatch:
     """GT (B, 3, 400, 400) -> USM -> :func:`degrade` -> paired crop (one top/left for the batch).
 
     The degradation starts from the USM-sharpened GT when ``cfg.gt_usm`` (upstream: always for
     Real-ESRGAN; Real-ESRNet with ``gt_usm: True``), else from the GT itself.
     """
-    gt_usm = usm_sharpen(gt)
-    lq = degrade(gt_usm if cfg.gt_usm else gt, params, cfg)
-    lq, (gt_c, usm_c) = paired_crop(lq, (gt, gt_usm), params.crop_top, params.crop_left, cfg)
+    with _timed(profile, "usm", gt):
+        gt_usm = usm_sharpen(gt)
+    lq = degrade(gt_usm if cfg.gt_usm else gt, params, cfg, profile=profile)
+    with _timed(profile, "crop", lq):
+        lq, (gt_c, usm_c) = paired_crop(lq, (gt, gt_usm), params.crop_top, params.crop_left, cfg)
     return TrainingBatch(lq=lq, gt=gt_c, gt_usm=usm_c)
