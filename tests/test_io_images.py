@@ -179,7 +179,7 @@ def test_animated_files_give_the_first_frame_and_warn(
     assert img.pixels.shape == (12, 20, 3)
     assert np.abs(img.pixels.astype(int) - [200, 10, 10]).max() <= 3  # frame 0 is red
     fmt = {"animated_gif": "GIF", "animated_webp": "WEBP", "animated_png": "PNG"}[case]
-    assert f"{p}: animated {fmt}; only the first frame is used" in caplog.messages
+    assert f"{p}: {fmt} with several frames; only the first one is used" in caplog.messages
 
 
 def test_unicode_and_spaces_in_the_name(tmp_path: Path) -> None:
@@ -209,6 +209,87 @@ def test_one_pixel_image(tmp_path: Path) -> None:
 def test_other_good_files(tmp_path: Path, case: str, fmt: str, mode: str, dtype: type) -> None:
     img = read_image(corpus.write_corpus(tmp_path, {case})[case])
     assert (img.format, img.mode, img.pixels.dtype) == (fmt, mode, np.dtype(dtype))
+
+
+def test_png_transparency_keys_become_alpha(tmp_path: Path) -> None:
+    gray = np.array([[0, 100], [200, 50]], np.uint8)
+    Image.fromarray(gray).save(tmp_path / "l.png", transparency=100)
+    img = read_image(tmp_path / "l.png")
+    assert img.mode == "LA"
+    np.testing.assert_array_equal(img.pixels[..., 0], gray)
+    np.testing.assert_array_equal(img.pixels[..., 1], [[255, 0], [255, 255]])
+    rgb = np.array([[[0, 1, 2], [3, 4, 5]]], np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "rgb.png", transparency=(3, 4, 5))
+    img = read_image(tmp_path / "rgb.png")
+    assert img.mode == "RGBA"
+    np.testing.assert_array_equal(img.pixels[..., 3], [[255, 0]])
+
+
+def test_one_bit_png_and_8bit_gray_alpha(tmp_path: Path) -> None:
+    bits = np.array([[0, 255, 255], [255, 0, 0]], np.uint8)
+    Image.fromarray(bits).convert("1").save(tmp_path / "bits.png")
+    img = read_image(tmp_path / "bits.png")
+    assert img.mode == "L" and img.pixels.dtype == np.uint8
+    np.testing.assert_array_equal(img.pixels, bits)
+    la = _random((3, 4, 2), np.uint8)
+    Image.fromarray(la).save(tmp_path / "la.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "la.png").pixels, la)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "one_pixel",
+        "gray16",
+        "rgba16",
+        "palette_trns",
+        "cmyk_jpeg",
+        "exif6_jpeg",
+        "webp_alpha",
+        "tiff16_rgb",
+        "bmp",
+        "animated_gif",
+    ],
+)
+def test_returned_pixels_are_writable_and_contiguous(tmp_path: Path, case: str) -> None:
+    img = read_image(corpus.write_corpus(tmp_path, {case})[case])
+    assert img.pixels.flags.writeable and img.pixels.flags.c_contiguous
+    img.pixels[0, 0] = 0  # callers may work in place
+
+
+@pytest.mark.parametrize(
+    ("trailing", "dtype"), [((3,), np.uint8), ((3,), np.uint16), ((2,), np.uint16)]
+)
+def test_tiff_orientation_tag_is_applied(
+    tmp_path: Path, trailing: tuple[int, ...], dtype: type
+) -> None:
+    """8-bit (Pillow), 16-bit RGB (tifffile) and 16-bit gray+alpha (Pillow cannot open it)."""
+    upright = _random((5, 8, *trailing), dtype, seed=12)
+    stored = np.rot90(upright, 1)  # orientation 6 means: rotate 90 degrees clockwise to view
+    p = tmp_path / "o.tif"
+    extra = {"extrasamples": ("unassalpha",)} if trailing == (2,) else {}
+    tifffile.imwrite(
+        p,
+        stored,
+        photometric="rgb" if trailing == (3,) else "minisblack",
+        extratags=[(274, "H", 1, 6, True)],
+        **extra,
+    )
+    np.testing.assert_array_equal(read_image(p).pixels, upright)
+
+
+def test_multipage_tiff_gives_the_first_page(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pages = _random((3, 4, 5), np.uint8)
+    p = tmp_path / "pages.tif"
+    with tifffile.TiffWriter(p) as tw:
+        for page in pages:
+            tw.write(page, photometric="minisblack")
+    with caplog.at_level(logging.WARNING, logger="resrgan.io.images"):
+        img = read_image(p)
+    np.testing.assert_array_equal(img.pixels, pages[0])
+    assert f"{p}: TIFF with several frames; only the first one is used" in caplog.messages
 
 
 def test_whole_good_corpus_reads(tmp_path: Path) -> None:

@@ -109,6 +109,7 @@ _TMP_MARK = ".resrgan-tmp-"
 _JPEG_MAX_SIDE = 65535
 _WEBP_MAX_SIDE = 16383
 _PNG_MAX_SIDE = 2**31 - 1
+_TIFF_RAW_BYTES = 2**30  # TIFFs at least this big are written uncompressed (fast, no copy)
 # zlib settings of the PNG encoder: run-length matching only (OpenCV's default strategy). On
 # filtered photographs it is ~3x faster than level 6 with files no bigger; flat art compresses less.
 _PNG_LEVEL = 6
@@ -300,7 +301,7 @@ def read_image(
         if max_pixels is not None and width * height > max_pixels:
             raise ImageReadError(_too_big(p, width, height, max_pixels))
         if getattr(im, "is_animated", False):
-            logger.warning("%s: animated %s; only the first frame is used", p, fmt)
+            logger.warning("%s: %s with several frames; only the first one is used", p, fmt)
         try:
             pixels, icc = _decode(p, im, fmt)
             # read after decoding: a PNG eXIf chunk behind the image data is only seen then
@@ -414,21 +415,21 @@ def _pillow_pixels(p: Path, im: Image.Image, icc: bytes | None) -> tuple[np.ndar
     if mode in ("L", "LA", "RGB", "RGBA"):
         if "transparency" in im.info and mode in ("L", "RGB"):
             im = im.convert("LA" if mode == "L" else "RGBA")
-        return np.asarray(im).copy(), icc
+        return np.array(im), icc
     if mode == "1":
-        return np.asarray(im.convert("L")), icc
+        return np.array(im.convert("L")), icc
     if mode in ("P", "PA"):
         has_alpha = mode == "PA" or "transparency" in im.info
         if not has_alpha and im.palette is not None and im.palette.mode == "RGBA":
             has_alpha = True
-        return np.asarray(im.convert("RGBA" if has_alpha else "RGB")), icc
+        return np.array(im.convert("RGBA" if has_alpha else "RGB")), icc
     if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
         return np.asarray(im).astype(np.uint16, copy=True), icc
     if mode == "CMYK":
         return _cmyk_to_rgb(p, im, icc)
     if mode in ("La", "RGBa", "RGBX", "YCbCr", "LAB", "HSV"):
         target = "RGBA" if mode in ("RGBa",) else "LA" if mode == "La" else "RGB"
-        return np.asarray(im.convert(target)), icc
+        return np.array(im.convert(target)), icc
     raise ImageReadError(
         f"{p}: Pillow mode {mode!r} ({'32-bit' if mode in ('I', 'F') else 'unusual'} samples) "
         "is not "
@@ -451,7 +452,7 @@ def _cmyk_to_rgb(p: Path, im: Image.Image, icc: bytes | None) -> tuple[np.ndarra
             rgb = ImageCms.profileToProfile(im, src, dst, outputMode="RGB")
             assert rgb is not None
             srgb = ImageCms.ImageCmsProfile(dst).tobytes()
-            return np.asarray(rgb), srgb
+            return np.array(rgb), srgb
         except Exception as e:
             logger.warning(
                 "%s: CMYK profile unusable (%s); converting with the plain formula", p, e
@@ -504,9 +505,9 @@ def _decode_cv2(p: Path, im: Image.Image) -> np.ndarray:
         arr = arr[..., [0, 3]] if arr.shape[2] == 4 and color_type == 4 else arr[..., 0]
         return np.ascontiguousarray(arr)
     if arr.ndim == 3 and arr.shape[2] == 3:
-        return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+        return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB, dst=arr)  # in place: no second copy
     if arr.ndim == 3 and arr.shape[2] == 4:
-        return cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA)
+        return cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA, dst=arr)
     return arr
 
 
@@ -624,7 +625,8 @@ def check_writable(
 
     Checks the suffix, the dtype (uint8/uint16), the format's limits (JPEG 65535 px per side, WebP
     16383, 8-bit only for JPEG/WebP/BMP, no alpha in JPEG/BMP), that the folder exists and is
-    writable, and, for the uncompressed formats (BMP), that the disk has room."""
+    writable, and, for what is written uncompressed (BMP, TIFF of 1 GiB or more), that the disk
+    has room."""
     import numpy as np
 
     p = Path(path)
@@ -672,8 +674,8 @@ def check_writable(
         raise ImageWriteError(f"{p}: is a folder; choose a file name")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ImageWriteError(f"{p}: the folder {folder} is not writable (permission denied)")
-    if fmt == "BMP":
-        needed = height * width * max(channels, 3)
+    needed = height * width * channels * dt.itemsize
+    if fmt == "BMP" or (fmt == "TIFF" and needed >= _TIFF_RAW_BYTES):  # written uncompressed
         free = _free_bytes(folder)
         if free is not None and needed > free:
             raise ImageWriteError(
@@ -903,7 +905,7 @@ def _write_tiff(fh: IO[bytes], pixels: np.ndarray, *, icc_profile: bytes | None)
     c = _channels(pixels)
     kwargs: dict[str, Any] = {
         "photometric": "rgb" if c >= 3 else "minisblack",
-        "compression": "zlib" if pixels.nbytes < 2**30 else None,
+        "compression": "zlib" if pixels.nbytes < _TIFF_RAW_BYTES else None,
         "metadata": None,
     }
     if c in (2, 4):
