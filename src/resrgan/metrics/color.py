@@ -30,7 +30,11 @@ Y_OFFSET = 16.0
 
 
 def to_float255(img: np.ndarray, *, name: str = "image") -> np.ndarray:
-    """Return ``img`` as float32 in [0, 255], HW or HWC (dtype rules: see the module docstring)."""
+    """``img`` as a float array in [0, 255], HW or HWC (dtype rules: see the module docstring).
+
+    uint8 and float16/float32 give float32; uint16 and float64 give float64 (no precision is lost:
+    BasicSR keeps float64 input as it is for PSNR/SSIM).
+    """
     arr = np.asarray(img)
     if arr.ndim not in (2, 3):
         raise ResrganError(
@@ -40,9 +44,9 @@ def to_float255(img: np.ndarray, *, name: str = "image") -> np.ndarray:
     if arr.dtype == np.uint8:
         return arr.astype(np.float32)
     if arr.dtype == np.uint16:
-        return (arr.astype(np.float64) * (255.0 / 65535.0)).astype(np.float32)
+        return arr.astype(np.float64) * (255.0 / 65535.0)
     if np.issubdtype(arr.dtype, np.floating):
-        out = arr.astype(np.float32)
+        out = arr.astype(np.float64 if arr.dtype == np.float64 else np.float32)
         if out.size and 0 < float(out.max()) <= 1.0:
             log.warning(
                 "%s: float pixels are all <= 1; metrics expect [0, 255] (multiply by 255)", name
@@ -76,7 +80,7 @@ def rgb_to_y(img: np.ndarray, *, channel_order: ChannelOrder = "rgb") -> np.ndar
 
 
 def luma_or_gray(img: np.ndarray, *, channel_order: ChannelOrder = "rgb") -> np.ndarray:
-    """HxW float32 in [0, 255]: the BT.601 luma of a 3-channel image, or the single channel itself.
+    """HxW float in [0, 255]: the BT.601 luma (float32) of a 3-channel image, or the one channel.
 
     This is BasicSR's rule: ``to_y_channel`` converts only 3-channel images, a grey image is used as
     it is (no 16..235 limited-range mapping). Other channel counts (alpha) are refused: drop alpha

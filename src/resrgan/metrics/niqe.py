@@ -325,7 +325,7 @@ def niqe_luma(
     img: np.ndarray, *, crop_border: int = 0, channel_order: ChannelOrder = "rgb"
 ) -> np.ndarray:
     """The rounded float32 luma NIQE works on: BT.601 Y (or the grey channel), cropped, rounded."""
-    y = luma_or_gray(img, channel_order=channel_order)
+    y = luma_or_gray(img, channel_order=channel_order).astype(np.float32)  # BasicSR: float32
     if crop_border < 0:
         raise ResrganError(f"crop_border={crop_border} must be >= 0")
     if crop_border:
