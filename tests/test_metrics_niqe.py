@@ -376,3 +376,11 @@ def test_bad_param_files_are_usage_errors(tmp_path: Path) -> None:
     (tmp_path / "t.npz").write_text("not a zip")
     with pytest.raises(UsageError, match="not a readable .npz file"):
         read_niqe_params(tmp_path / "t.npz")
+
+
+def test_imresize_channels_are_independent() -> None:
+    img = np.random.default_rng(5).random((19, 23, 3))
+    out = imresize_fn(img, 0.5)
+    for c in range(3):
+        np.testing.assert_array_equal(out[..., c], imresize_fn(img[..., c], 0.5))
+    assert np.array_equal(img, np.random.default_rng(5).random((19, 23, 3)))  # input untouched
