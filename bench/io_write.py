@@ -1,8 +1,9 @@
 """Peak memory and time of ``resrgan.io.images.write_image`` for big arrays, per format.
 
-Each case runs in a fresh subprocess so its peak RSS (``ru_maxrss``) is its own. The table shows
-the array size, the peak RSS above the process's baseline (interpreter + libraries + the array
-itself), and that extra as a multiple of the array size (the goal: at most ~1 extra copy).
+Each case runs in a fresh subprocess; on Linux its peak RSS (VmHWM) is reset just before the write
+(``/proc/self/clear_refs``), so the table shows the peak RSS of the write above the RSS before it
+(interpreter, libraries and the array itself), and that extra as a multiple of the array size (the
+goal: at most ~1 extra copy).
 
     python bench/io_write.py                 # 8000x8000x3 uint8, every format
     python bench/io_write.py --side 32000    # 32000x32000x3 (3 GB; needs ~8 GB RAM and disk)
@@ -44,11 +45,26 @@ for r0 in range(0, side, 1024):
     a[r0:r0 + rows] = band
 del big, band, small
 import gc; gc.collect()
-base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def status(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    return None
+
+
+try:  # reset the peak (VmHWM) to the current RSS, so the peak below is the writer's own
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    base_rss = status("VmRSS")
+except OSError:
+    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 t = time.perf_counter()
 write_image(path, a)
 secs = time.perf_counter() - t
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+peak = status("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 print(json.dumps({"nbytes": a.nbytes, "base": base_rss, "peak": peak, "secs": secs,
                   "size": os.path.getsize(path)}))
 """

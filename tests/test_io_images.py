@@ -505,7 +505,9 @@ def test_png_encoder_band_boundaries_and_all_filters(
     images._PNG_BAND_BYTES = 3 * w * (layout[0] if layout else 1) * (2 if sixteen else 1)
     try:
         with tempfile.TemporaryDirectory() as d:
-            p = write_image(Path(d) / "x.png", a)
+            p = Path(d) / "x.png"
+            with open(p, "wb") as fh:  # our own encoder (write_image uses it for gray+alpha only)
+                images._write_png(fh, a, icc_profile=None, exif=None)
             cv = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
     finally:
         images._PNG_BAND_BYTES = old
@@ -556,15 +558,21 @@ def _png_chunks(data: bytes, kind: bytes) -> list[bytes]:
     return out
 
 
+def _own_png(p: Path, a: np.ndarray, **meta: bytes | None) -> Path:
+    with open(p, "wb") as fh:
+        images._write_png(fh, a, icc_profile=meta.get("icc_profile"), exif=meta.get("exif"))
+    return p
+
+
 def test_adaptive_filtering_picks_several_filter_types(tmp_path: Path) -> None:
     yy, xx = np.mgrid[0:64, 0:64]
-    a = np.zeros((64, 64, 3), np.uint8)
+    a = np.zeros((64, 64, 2), np.uint8)
     a[:16] = (xx * 3)[:16, :, None]  # horizontal ramp, rows alike: Up
     a[16:32] = (xx * 3 + yy * yy)[16:32, :, None]  # rows differ by a constant: Sub
-    a[32:] = _random((32, 64, 3), np.uint8)  # noise: None
-    p = write_image(tmp_path / "mix.png", a)
+    a[32:] = _random((32, 64, 2), np.uint8)  # noise: None
+    p = write_image(tmp_path / "mix.png", a)  # gray+alpha: our encoder
     raw = zlib.decompress(b"".join(_png_chunks(p.read_bytes(), b"IDAT")))
-    kinds = set(raw[:: 1 + 64 * 3])
+    kinds = set(raw[:: 1 + 64 * 2])
     assert len(kinds) >= 3 and kinds <= {0, 1, 2, 3, 4}
     np.testing.assert_array_equal(read_image(p).pixels, a)
 
@@ -572,7 +580,7 @@ def test_adaptive_filtering_picks_several_filter_types(tmp_path: Path) -> None:
 def test_png_filters_are_used_on_smooth_images(tmp_path: Path) -> None:
     yy, xx = np.mgrid[0:64, 0:64]
     a = np.stack([yy * 2, xx * 3, yy + xx], -1).astype(np.uint8)
-    p = write_image(tmp_path / "ramp.png", a)
+    p = _own_png(tmp_path / "ramp.png", a)
     rows = np.concatenate([np.zeros((64, 1), np.uint8), a.reshape(64, -1)], axis=1)  # filter 0
     comp = zlib.compressobj(images._PNG_LEVEL, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
     unfiltered = len(comp.compress(rows.tobytes()) + comp.flush())
@@ -616,6 +624,16 @@ def test_jpeg_quality_is_used_and_close(tmp_path: Path) -> None:
     assert psnr > 38
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_own_png_encoder_carries_icc_and_exif(tmp_path: Path, layout: tuple[int, ...]) -> None:
+    a = _random((6, 7, *layout), np.uint16, seed=13)
+    exif = corpus.exif_bytes(1)
+    p = _own_png(tmp_path / "own.png", a, icc_profile=corpus.srgb_icc(), exif=exif)
+    img = read_image(p)
+    np.testing.assert_array_equal(img.pixels, a)
+    assert (img.icc_profile, img.exif) == (corpus.srgb_icc(), exif)
+
+
 @pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp", ".tif"])
 def test_icc_profile_is_carried(tmp_path: Path, suffix: str) -> None:
     icc = corpus.srgb_icc()
@@ -624,6 +642,24 @@ def test_icc_profile_is_carried(tmp_path: Path, suffix: str) -> None:
     assert read_image(p).icc_profile == icc
     with Image.open(p) as im:  # what other programs see
         assert im.info.get("icc_profile") == icc
+
+
+@pytest.mark.parametrize("layout", [(), (2,), (4,)])
+def test_png_metadata_chunks_come_before_the_image_data(
+    tmp_path: Path, layout: tuple[int, ...]
+) -> None:
+    a = _random((5, 5, *layout), np.uint8)
+    p = write_image(tmp_path / "m.png", a, icc_profile=corpus.srgb_icc(), exif=corpus.exif_bytes(1))
+    data = p.read_bytes()
+    order, at = [], 8
+    while at < len(data):
+        (n,) = struct.unpack(">I", data[at : at + 4])
+        order.append(data[at + 4 : at + 8])
+        at += 12 + n
+    assert order[:3] == [b"IHDR", b"iCCP", b"eXIf"] and order[-1] == b"IEND"
+    assert b"IDAT" in order and order.count(b"iCCP") == 1
+    np.testing.assert_array_equal(read_image(p).pixels, a)
+    assert list(tmp_path.iterdir()) == [p]  # the side file of the splice is gone
 
 
 @pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp"])
@@ -675,7 +711,7 @@ def test_encoder_error_leaves_no_temp_file_and_keeps_the_old_output(
         fh.write(b"partial data")
         raise ValueError("simulated encoder crash")
 
-    monkeypatch.setattr(images, "_write_png", broken)
+    monkeypatch.setattr(images, "_write_png_cv2", broken)
     with pytest.raises(ImageWriteError) as e:
         write_image(target, _random((4, 4, 3), np.uint8))
     assert _one_line(e) == f"{target}: the PNG encoder failed (simulated encoder crash)"
@@ -696,11 +732,24 @@ def test_keyboard_interrupt_leaves_no_temp_file(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_interrupt_during_the_metadata_splice_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def half_written(path: Path, img: np.ndarray) -> None:
+        Path(path).write_bytes(b"\x89PNG\r\n\x1a\n partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(images, "_cv2_imwrite", half_written)
+    with pytest.raises(KeyboardInterrupt):
+        write_image(tmp_path / "x.png", _random((4, 4, 3), np.uint8), icc_profile=corpus.srgb_icc())
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_disk_full_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def full(fh: io.BufferedWriter, *args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(images, "_write_png", full)
+    monkeypatch.setattr(images, "_write_png_cv2", full)
     target = tmp_path / "out.png"
     with pytest.raises(ImageWriteError) as e:
         write_image(target, _random((4, 4, 3), np.uint8))

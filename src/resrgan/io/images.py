@@ -16,10 +16,10 @@ Every refusal raises :class:`~resrgan.errors.ImageReadError` or
 
 ``write_image`` picks the format from the suffix and writes atomically: a hidden temporary file in
 the same folder, flushed and fsynced, then ``os.replace``; the temporary file is removed on any
-error, including ``KeyboardInterrupt``. PNG is written by a streaming encoder in this module (row
-bands, vectorised PNG filters, ``zlib``), which handles 8/16-bit and all four channel layouts,
-embeds ``iCCP``/``eXIf`` and never copies the whole array; TIFF by tifffile (ICC in tag 34675);
-JPEG, WebP and BMP by Pillow."""
+error, including ``KeyboardInterrupt``. PNG is written by OpenCV (fast; one BGR copy of the array;
+``iCCP``/``eXIf`` spliced in after ``IHDR``), gray+alpha PNG by a streaming encoder in this module
+(row bands, vectorised PNG filters, ``zlib``); TIFF by tifffile (ICC in tag 34675, no copy); JPEG,
+WebP and BMP by Pillow."""
 
 from __future__ import annotations
 
@@ -27,7 +27,9 @@ import errno
 import logging
 import os
 import secrets
+import shutil
 import struct
+import sys
 import threading
 import zlib
 from collections.abc import Iterator
@@ -730,7 +732,9 @@ def write_image(
 
     with _atomic(p) as fh:
         try:
-            if fmt == "PNG":
+            if fmt == "PNG" and channels != 2:
+                _write_png_cv2(fh, pixels, icc_profile=icc_profile, exif=exif)
+            elif fmt == "PNG":  # gray+alpha: OpenCV cannot write it
                 _write_png(fh, pixels, icc_profile=icc_profile, exif=exif)
             elif fmt == "TIFF":
                 _write_tiff(fh, pixels, icc_profile=icc_profile)
@@ -782,7 +786,62 @@ def _atomic(p: Path) -> Iterator[IO[bytes]]:
         raise
 
 
-# --- PNG: a streaming encoder ---------------------------------------------------------------------
+# --- PNG through OpenCV (fast C filters and deflate) ----------------------------------------------
+
+
+def _write_png_cv2(
+    fh: IO[bytes], pixels: np.ndarray, *, icc_profile: bytes | None, exif: bytes | None
+) -> None:
+    """Gray, RGB or RGBA PNG (8/16-bit) by ``cv2.imwrite`` into ``fh``'s file.
+
+    OpenCV wants BGR(A): that is one converted copy of the array (gray needs none). With an ICC
+    profile or EXIF, OpenCV writes a side file which is then streamed into ``fh`` with ``iCCP`` and
+    ``eXIf`` chunks inserted after ``IHDR`` (OpenCV 4 cannot write them).
+    """
+    import cv2
+    import numpy as np
+
+    c = _channels(pixels)
+    if c == 1:
+        bgr = np.ascontiguousarray(pixels.reshape(pixels.shape[:2]))
+    elif pixels.flags.c_contiguous:
+        bgr = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR if c == 3 else cv2.COLOR_RGBA2BGRA)
+    else:
+        bgr = np.ascontiguousarray(pixels[..., [2, 1, 0, 3][:c]])
+    target = Path(fh.name)
+    if not icc_profile and not exif:
+        _cv2_imwrite(target, bgr)
+        return
+    side = target.with_name(target.name + ".cv2.png")
+    try:
+        _cv2_imwrite(side, bgr)
+        del bgr
+        with open(side, "rb") as src:
+            head = src.read(33)  # signature + the IHDR chunk
+            if len(head) != 33 or head[12:16] != b"IHDR":
+                raise RuntimeError("OpenCV wrote a PNG without a leading IHDR chunk")
+            fh.write(head)
+            _png_metadata_chunks(fh, icc_profile=icc_profile, exif=exif)
+            shutil.copyfileobj(src, fh, 1 << 20)
+    finally:
+        with suppress(OSError):
+            os.unlink(side)
+
+
+def _cv2_imwrite(path: Path, img: np.ndarray) -> None:
+    import cv2
+
+    if sys.platform == "win32":  # pragma: no cover - cv2.imwrite takes no non-ASCII paths there
+        ok, buf = cv2.imencode(".png", img)
+        if ok:
+            buf.tofile(str(path))
+    else:
+        ok = cv2.imwrite(str(path), img)
+    if not ok:
+        raise RuntimeError("OpenCV's PNG writer failed; check the free disk space")
+
+
+# --- PNG: a streaming encoder (gray+alpha, and tests) ---------------------------------------------
 
 
 def _png_chunk(fh: IO[bytes], kind: bytes, data: bytes | memoryview) -> None:
@@ -790,6 +849,14 @@ def _png_chunk(fh: IO[bytes], kind: bytes, data: bytes | memoryview) -> None:
     fh.write(struct.pack(">I", len(data)) + kind)
     fh.write(data)
     fh.write(struct.pack(">I", crc & 0xFFFFFFFF))
+
+
+def _png_metadata_chunks(fh: IO[bytes], *, icc_profile: bytes | None, exif: bytes | None) -> None:
+    if icc_profile:
+        _png_chunk(fh, b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc_profile))
+    if exif:
+        tiff = exif[len(_EXIF_PREFIX) :] if exif.startswith(_EXIF_PREFIX) else exif
+        _png_chunk(fh, b"eXIf", tiff)
 
 
 def _write_png(
@@ -809,12 +876,7 @@ def _write_png(
     color_type = {1: 0, 2: 4, 3: 2, 4: 6}[c]
     fh.write(b"\x89PNG\r\n\x1a\n")
     _png_chunk(fh, b"IHDR", struct.pack(">IIBBBBB", w, h, depth, color_type, 0, 0, 0))
-    if icc_profile:
-        _png_chunk(fh, b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc_profile))
-    if exif:
-        _png_chunk(
-            fh, b"eXIf", exif[len(_EXIF_PREFIX) :] if exif.startswith(_EXIF_PREFIX) else exif
-        )
+    _png_metadata_chunks(fh, icc_profile=icc_profile, exif=exif)
 
     bpp = c * depth // 8
     row_bytes = w * bpp
