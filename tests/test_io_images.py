@@ -745,6 +745,27 @@ def test_interrupt_during_the_metadata_splice_leaves_nothing(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_opencv_refusal_falls_back_to_the_builtin_encoder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refuses(path: Path, img: np.ndarray) -> None:
+        Path(path).write_bytes(b"junk")
+        raise images._Cv2WriteFailed("OpenCV's PNG writer failed")
+
+    monkeypatch.setattr(images, "_cv2_imwrite", refuses)
+    a = _random((6, 5, 4), np.uint16)
+    target = tmp_path / "x.png"
+    with caplog.at_level(logging.WARNING, logger="resrgan.io.images"):
+        write_image(target, a, exif=corpus.exif_bytes(1))
+    img = read_image(target)
+    np.testing.assert_array_equal(img.pixels, a)
+    assert img.exif == corpus.exif_bytes(1)
+    assert (
+        f"{target}: OpenCV's PNG writer failed; using the built-in PNG encoder" in caplog.messages
+    )
+    assert list(tmp_path.iterdir()) == [target]
+
+
 def test_disk_full_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def full(fh: io.BufferedWriter, *args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

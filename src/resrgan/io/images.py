@@ -733,7 +733,13 @@ def write_image(
     with _atomic(p) as fh:
         try:
             if fmt == "PNG" and channels != 2:
-                _write_png_cv2(fh, pixels, icc_profile=icc_profile, exif=exif)
+                try:
+                    _write_png_cv2(fh, pixels, icc_profile=icc_profile, exif=exif)
+                except _Cv2WriteFailed as e:
+                    logger.warning("%s: %s; using the built-in PNG encoder", p, e)
+                    fh.seek(0)
+                    fh.truncate()
+                    _write_png(fh, pixels, icc_profile=icc_profile, exif=exif)
             elif fmt == "PNG":  # gray+alpha: OpenCV cannot write it
                 _write_png(fh, pixels, icc_profile=icc_profile, exif=exif)
             elif fmt == "TIFF":
@@ -838,7 +844,11 @@ def _cv2_imwrite(path: Path, img: np.ndarray) -> None:
     else:
         ok = cv2.imwrite(str(path), img)
     if not ok:
-        raise RuntimeError("OpenCV's PNG writer failed; check the free disk space")
+        raise _Cv2WriteFailed("OpenCV's PNG writer failed")
+
+
+class _Cv2WriteFailed(RuntimeError):
+    """``cv2.imwrite`` said no without saying why; the built-in encoder takes over."""
 
 
 # --- PNG: a streaming encoder (gray+alpha, and tests) ---------------------------------------------
