@@ -139,15 +139,34 @@ class DegradationParams:
         return pick(self)
 
 
-def _rand(g: torch.Generator, n: int = 1) -> list[float]:
-    return torch.rand(n, generator=g, dtype=torch.float64).tolist()
+class _Uniforms:
+    """Uniform [0, 1) floats from a torch.Generator, drawn 256 at a time (one call per block
+    instead of one per scalar keeps sampling cheap; the stream is still fixed by the seed)."""
+
+    def __init__(self, generator: torch.Generator) -> None:
+        self.generator = generator
+        self.buf: list[float] = []
+
+    def take(self, n: int) -> list[float]:
+        while len(self.buf) < n:
+            self.buf += torch.rand(256, generator=self.generator, dtype=torch.float64).tolist()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def integer(self, lo: int, hi: int) -> int:
+        """Uniform integer in [lo, hi]."""
+        return min(hi, lo + int(self.take(1)[0] * (hi - lo + 1)))
 
 
-def _uniform(g: torch.Generator, lo: float, hi: float, n: int = 1) -> list[float]:
+def _rand(g: _Uniforms, n: int = 1) -> list[float]:
+    return g.take(n)
+
+
+def _uniform(g: _Uniforms, lo: float, hi: float, n: int = 1) -> list[float]:
     return [lo + (hi - lo) * u for u in _rand(g, n)]
 
 
-def _choice(g: torch.Generator, probs: Sequence[float], n: int = 1) -> list[int]:
+def _choice(g: _Uniforms, probs: Sequence[float], n: int = 1) -> list[int]:
     """Indices drawn with the given probabilities (inverse CDF of one uniform each)."""
     cum, acc = [], 0.0
     for p in probs:
@@ -163,7 +182,7 @@ def _choice(g: torch.Generator, probs: Sequence[float], n: int = 1) -> list[int]
     return out
 
 
-def _beta(g: torch.Generator, lo: float, hi: float) -> float:
+def _beta(g: _Uniforms, lo: float, hi: float) -> float:
     # upstream: with p 0.5 U(lo, 1), else U(1, hi)  (so beta = 1 exactly half the time if lo = 1)
     if _rand(g)[0] < 0.5:
         return _uniform(g, lo, 1.0)[0]
@@ -180,7 +199,7 @@ def sample_kernels(
     betag_range: Sequence[float],
     betap_range: Sequence[float],
     kernel_range: Sequence[int],
-    generator: torch.Generator,
+    generator: torch.Generator | _Uniforms,
 ) -> KernelBatch:
     """Per-sample first/second-order kernels as upstream ``RealESRGANDataset`` draws them.
 
@@ -189,7 +208,7 @@ def sample_kernels(
     anisotropic types, else σy = σx) ~ U(blur_sigma); θ ~ U(-π, π) for anisotropic types (else 0);
     β per :func:`_beta` from ``betag_range`` (generalized) or ``betap_range`` (plateau), else 1.
     """
-    g = generator
+    g = generator if isinstance(generator, _Uniforms) else _Uniforms(generator)
     cols: dict[str, list[Any]] = {f.name: [] for f in fields(KernelBatch)}
     for _ in range(batch_size):
         size = kernel_range[_choice(g, [1.0] * len(kernel_range))[0]]
@@ -224,11 +243,11 @@ def sample_final_sinc(
     *,
     final_sinc_prob: float,
     kernel_range: Sequence[int],
-    generator: torch.Generator,
+    generator: torch.Generator | _Uniforms,
 ) -> KernelBatch:
     """Per sample: with p ``final_sinc_prob`` a sinc (size from kernel_range, ω ~ U(π/3, π)
     regardless of size), otherwise the pulse (identity)."""
-    g = generator
+    g = generator if isinstance(generator, _Uniforms) else _Uniforms(generator)
     kinds, sizes, omegas = [], [], []
     for _ in range(batch_size):
         if _rand(g)[0] < final_sinc_prob:
@@ -252,7 +271,7 @@ def sample_final_sinc(
 
 
 def _sample_stage(
-    g: torch.Generator,
+    g: _Uniforms,
     b: int,
     *,
     resize_prob: Sequence[float],
@@ -277,7 +296,7 @@ def _sample_stage(
     else:
         sigma, pscale = (), tuple(_uniform(g, *poisson_scale_range, b))
     gray = tuple(u < gray_noise_prob for u in _rand(g, b))
-    seed = int(torch.randint(0, 2**62, (1,), generator=g).item())
+    seed = g.integer(0, 2**52)
     quality = tuple(_uniform(g, *jpeg_range, b))
     return StageParams(
         resize=resize,
@@ -316,7 +335,7 @@ def sample_degradation(
             f"gt_size_in: {h}x{w} gives an LQ of {lq_h}x{lq_w}, smaller than the LQ patch {patch} "
             f"(gt_size {cfg.gt_size} / scale {s}); pad or crop the GT to at least {cfg.gt_size}"
         )
-    g = generator
+    g = _Uniforms(generator)
     b = batch_size
     k1 = sample_kernels(
         b,
@@ -368,8 +387,8 @@ def sample_degradation(
     )
     order = FINAL_ORDERS[_choice(g, [0.5, 0.5])[0]]
     final_mode = RESIZE_MODES[_choice(g, [1.0] * len(RESIZE_MODES))[0]]
-    top = int(torch.randint(0, lq_h - patch + 1, (1,), generator=g).item())
-    left = int(torch.randint(0, lq_w - patch + 1, (1,), generator=g).item())
+    top = g.integer(0, lq_h - patch)
+    left = g.integer(0, lq_w - patch)
     return DegradationParams(
         batch_size=b,
         scale=s,

@@ -1,0 +1,209 @@
+"""The second-order pipeline (spec §1.4) and the training-pair pool (§1.8)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from resrgan.degrade.config import DegradationConfig
+from resrgan.degrade.params import DegradationParams, sample_degradation
+from resrgan.degrade.pipeline import degrade, make_training_batch, paired_crop
+from resrgan.degrade.pool import PairPool
+from resrgan.degrade.sharpen import usm_sharpen
+from resrgan.errors import ConfigError
+
+CFG = DegradationConfig()
+
+
+def photo(b: int, size: int = 400, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(b, 3, size // 16, size // 16, generator=g)
+    return torch.nn.functional.interpolate(x, size=(size, size), mode="bicubic").clamp(0, 1)
+
+
+def params(b: int, seed: int, cfg: DegradationConfig = CFG, **replace) -> DegradationParams:
+    p = sample_degradation(b, cfg, generator=torch.Generator().manual_seed(seed))
+    return dataclasses.replace(p, **replace)
+
+
+@pytest.fixture(scope="module")
+def gt() -> torch.Tensor:
+    return photo(2)
+
+
+def test_x4_shapes_quantised_range_and_input_untouched(gt: torch.Tensor) -> None:
+    before = gt.clone()
+    lq = degrade(gt, params(2, 0), CFG)
+    assert lq.shape == (2, 3, 100, 100) and lq.dtype == torch.float32
+    assert lq.min() >= 0 and lq.max() <= 1
+    torch.testing.assert_close(lq * 255, (lq * 255).round(), atol=1e-4, rtol=0)
+    assert torch.equal(gt, before)
+
+
+def test_training_batch_x4_and_x2_shapes(gt: torch.Tensor) -> None:
+    b4 = make_training_batch(gt, params(2, 1), CFG)
+    assert (b4.lq.shape, b4.gt.shape, b4.gt_usm.shape) == (
+        (2, 3, 64, 64),
+        (2, 3, 256, 256),
+        (2, 3, 256, 256),
+    )
+    cfg2 = DegradationConfig(scale=2)
+    b2 = make_training_batch(gt, params(2, 1, cfg2), cfg2)
+    assert (b2.lq.shape, b2.gt.shape) == ((2, 3, 128, 128), (2, 3, 256, 256))
+
+
+def test_same_params_same_output_different_params_differ(gt: torch.Tensor) -> None:
+    a = degrade(gt, params(2, 5), CFG)
+    b = degrade(gt, params(2, 5), CFG)
+    c = degrade(gt, params(2, 6), CFG)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+@pytest.mark.parametrize("order", ["resize_first", "jpeg_first"])
+@pytest.mark.parametrize("resize", ["up", "down", "keep"])
+def test_every_branch_runs_and_stays_close_to_the_gt(
+    gt: torch.Tensor, order: str, resize: str
+) -> None:
+    p = params(2, 11)
+    factor = {"up": 1.4, "down": 0.5, "keep": 1.0}[resize]
+    st1 = dataclasses.replace(p.stage1, resize=resize, resize_scale=factor)
+    st2 = dataclasses.replace(p.stage2, resize=resize, resize_scale=min(factor, 1.2))
+    lq = degrade(gt, dataclasses.replace(p, stage1=st1, stage2=st2, final_order=order), CFG)
+    assert lq.shape == (2, 3, 100, 100)
+    ref = torch.nn.functional.interpolate(gt, size=(100, 100), mode="area")
+    # a degraded version of the same picture: correlated with the clean downscale
+    corr = torch.corrcoef(torch.stack([lq.flatten(), ref.flatten()]))[0, 1]
+    assert corr > 0.5
+
+
+def test_mild_settings_give_a_near_area_downscale() -> None:
+    """Pulse kernels, no resize, ~no noise, quality 100, area modes: the LQ is the area-downscaled
+    GT up to 8-bit rounding (a gray GT, so 4:2:0 chroma subsampling loses nothing)."""
+    gt = photo(2, seed=1)[:, :1].expand(-1, 3, -1, -1) * torch.tensor([1.0, 0.9, 0.8]).view(3, 1, 1)
+    p = params(2, 3)
+    pulse = dataclasses.replace(p.sinc_kernel, kinds=("pulse",) * 2, sizes=(1, 1))
+    st1 = dataclasses.replace(
+        p.stage1,
+        resize="keep",
+        resize_scale=1.0,
+        resize_mode="area",
+        noise="gaussian",
+        noise_sigma=(1e-6, 1e-6),
+        poisson_scale=(),
+        jpeg_quality=(100.0, 100.0),
+    )
+    st2 = dataclasses.replace(st1, resize="keep")  # second resize goes straight to 100x100
+    p = dataclasses.replace(
+        p,
+        kernel1=pulse,
+        second_blur=False,
+        stage1=st1,
+        stage2=st2,
+        sinc_kernel=pulse,
+        final_order="resize_first",
+        final_resize_mode="area",
+    )
+    lq = degrade(gt, p, CFG)
+    ref = torch.nn.functional.interpolate(gt, size=(100, 100), mode="area")
+    mse = float(((lq - ref) ** 2).mean())
+    assert mse < 1e-4  # > 40 dB (measured 3.5e-5: 8-bit rounding and the tint's chroma)
+
+
+def test_mismatched_batch_is_refused(gt: torch.Tensor) -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"params were sampled for 3 x \(400, 400\), got a batch "
+        r"of 2",
+    ):
+        degrade(gt, params(3, 0), CFG)
+
+
+def test_paired_crop_aligns_lq_and_gt() -> None:
+    lq = torch.arange(100 * 100, dtype=torch.float32).view(1, 1, 100, 100)
+    gt = torch.arange(400 * 400, dtype=torch.float32).view(1, 1, 400, 400)
+    lq_c, (gt_c,) = paired_crop(lq, (gt,), 7, 30, CFG)
+    assert lq_c.shape[-1] == 64 and gt_c.shape[-1] == 256
+    assert lq_c[0, 0, 0, 0] == 7 * 100 + 30
+    assert gt_c[0, 0, 0, 0] == (7 * 4) * 400 + 30 * 4
+    with pytest.raises(ValueError, match=r"\(40, 0\) \+ 64 outside the 100x100 LQ"):
+        paired_crop(lq, (gt,), 40, 0, CFG)
+
+
+def test_training_batch_crops_gt_and_its_usm_at_the_same_place(gt: torch.Tensor) -> None:
+    p = params(2, 4)
+    tb = make_training_batch(gt, p, CFG)
+    t, lft = p.crop_top * 4, p.crop_left * 4
+    torch.testing.assert_close(tb.gt, gt[..., t : t + 256, lft : lft + 256])
+    torch.testing.assert_close(tb.gt_usm, usm_sharpen(gt)[..., t : t + 256, lft : lft + 256])
+
+
+def test_lq_starts_from_the_sharpened_gt(gt: torch.Tensor) -> None:
+    p = params(2, 9)
+    tb = make_training_batch(gt, p, CFG)
+    lq_usm = degrade(usm_sharpen(gt), p, CFG)
+    t, lft = p.crop_top, p.crop_left
+    torch.testing.assert_close(tb.lq, lq_usm[..., t : t + 64, lft : lft + 64])
+    tb_plain = make_training_batch(gt, p, dataclasses.replace(CFG, gt_usm=False))
+    assert not torch.equal(tb_plain.lq, tb.lq)
+
+
+def ids(b: int, start: int) -> tuple[torch.Tensor, torch.Tensor]:
+    v = torch.arange(start, start + b, dtype=torch.float32)
+    return v.view(b, 1, 1, 1).expand(b, 3, 2, 2).clone(), v.view(b, 1, 1, 1).expand(
+        b, 3, 8, 8
+    ).clone()
+
+
+def test_pool_fill_phase_returns_the_batch_unchanged() -> None:
+    pool = PairPool(12)
+    g = torch.Generator().manual_seed(0)
+    for it in range(3):
+        lq, gt = ids(4, 4 * it)
+        out_lq, out_gt = pool.push_pop(lq, gt, generator=g)
+        assert torch.equal(out_lq, lq) and torch.equal(out_gt, gt)
+    assert pool.full
+
+
+def test_pool_swap_phase_conserves_samples_and_keeps_pairs() -> None:
+    pool = PairPool(12)
+    g = torch.Generator().manual_seed(0)
+    for it in range(3):
+        pool.push_pop(*ids(4, 4 * it), generator=g)
+    seen_out = []
+    for it in range(3, 8):
+        assert pool.lq is not None
+        before = sorted(pool.lq[:, 0, 0, 0].tolist())
+        lq, gt = ids(4, 4 * it)
+        out_lq, out_gt = pool.push_pop(lq, gt, generator=g)
+        after = sorted(pool.lq[:, 0, 0, 0].tolist())
+        assert sorted(after + out_lq[:, 0, 0, 0].tolist()) == sorted(
+            before + list(range(4 * it, 4 * it + 4))
+        )
+        torch.testing.assert_close(out_gt[:, :, 0, 0], out_lq[:, :, 0, 0])  # pairs stay together
+        torch.testing.assert_close(pool.gt[:, 0, 0, 0], pool.lq[:, 0, 0, 0])
+        seen_out += out_lq[:, 0, 0, 0].tolist()
+    assert len(set(seen_out)) == len(seen_out)  # a sample leaves the pool once
+    assert any(v < 12 for v in seen_out)  # old samples are mixed in
+
+
+def test_pool_state_round_trip_continues_identically() -> None:
+    a, b = PairPool(8), PairPool(8)
+    ga = torch.Generator().manual_seed(1)
+    for it in range(3):
+        a.push_pop(*ids(4, 4 * it), generator=ga)
+    b.load_state_dict(a.state_dict())
+    gb = torch.Generator().manual_seed(0)
+    gb.set_state(ga.get_state())
+    out_a = a.push_pop(*ids(4, 100), generator=ga)
+    out_b = b.push_pop(*ids(4, 100), generator=gb)
+    assert torch.equal(out_a[0], out_b[0]) and torch.equal(out_a[1], out_b[1])
+    with pytest.raises(ValueError, match="checkpoint pool size 8 != 12"):
+        PairPool(12).load_state_dict(a.state_dict())
+
+
+def test_pool_size_must_be_a_multiple_of_the_batch() -> None:
+    with pytest.raises(ConfigError, match="queue_size: 180 is not divisible by the batch size 7"):
+        PairPool(180).push_pop(*ids(7, 0), generator=torch.Generator())
