@@ -977,9 +977,10 @@ def _write_tiff(fh: IO[bytes], pixels: np.ndarray, *, icc_profile: bytes | None)
     c = _channels(pixels)
     kwargs: dict[str, Any] = {
         "photometric": "rgb" if c >= 3 else "minisblack",
-        "compression": "zlib" if pixels.nbytes < _TIFF_RAW_BYTES else None,
         "metadata": None,
     }
+    if pixels.nbytes < _TIFF_RAW_BYTES:  # deflate with horizontal differencing, fast level
+        kwargs.update(compression="zlib", predictor=True, compressionargs={"level": 1})
     if c in (2, 4):
         kwargs["extrasamples"] = ("unassalpha",)
     if icc_profile:
