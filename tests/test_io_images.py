@@ -1036,3 +1036,54 @@ def test_16bit_tiff_with_alpha_round_trip_through_tifffile_reader(tmp_path: Path
         np.testing.assert_array_equal(page.asarray(), a)
         assert bytes(page.tags[34675].value) == corpus.srgb_icc()
         assert int(page.extrasamples[0]) == 2  # unassociated alpha
+
+
+# --- huge outputs (slow: a 3 GB array) ----------------------------------------------------------
+
+HUGE_CHILD = r"""
+import json, sys
+import cv2, numpy as np, tifffile  # imported before measuring: library code is not image memory
+from PIL import Image
+from resrgan.io.images import write_image
+side, path = int(sys.argv[1]), sys.argv[2]
+a = np.empty((side, side, 3), np.uint8)
+for r0 in range(0, side, 1000):  # touch every page, with content that is not a flat field
+    a[r0:r0 + 1000] = (np.arange(side, dtype=np.uint8)[None, :, None] + r0 % 251)
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+base = status("VmRSS")
+write_image(path, a)
+print(json.dumps({"nbytes": a.nbytes, "extra": status("VmHWM") - base}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suffix", [".png", ".tif", ".jpg"])
+def test_32000_square_rgb_is_written_with_at_most_one_and_a_half_extra_copies(
+    tmp_path: Path, suffix: str
+) -> None:
+    import json
+    import subprocess
+    import sys
+
+    if not Path("/proc/self/clear_refs").exists():
+        pytest.skip("needs Linux /proc to measure the peak memory of the write")
+    side = 32000
+    out = tmp_path / f"huge{suffix}"
+    run = subprocess.run(
+        [sys.executable, "-c", HUGE_CHILD, str(side), str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    r = json.loads(run.stdout.strip().splitlines()[-1])
+    assert r["nbytes"] == side * side * 3
+    assert r["extra"] <= 1.5 * r["nbytes"], r
+    with Image.open(out) as im:  # header only: no 3 GB decode
+        assert im.size == (side, side)
+    assert _leftovers(tmp_path) == []

@@ -1018,9 +1018,9 @@ def _write_pillow(
         kwargs["quality"] = quality
     elif fmt == "WEBP":
         if quality >= 100:
-            kwargs.update(lossless=True, quality=100, method=4, exact=True)
+            kwargs.update(lossless=True, quality=100, method=2, exact=True)
         else:
-            kwargs.update(quality=quality, method=4)
+            kwargs.update(quality=quality, method=2)  # 4 (default): 3x slower, +50% RAM
     im.save(fh, format=fmt, **kwargs)
 
 
