@@ -80,7 +80,8 @@ def _reflect101_pad(img: Tensor, size: int) -> Tensor:
 
 
 class HRFolder(torch.utils.data.Dataset):
-    """HR images from a folder (sorted) or from a ``meta_info`` list (first token per line).
+    """HR images from a folder (sorted), one image file, or a ``meta_info`` list (first token of
+    each line, relative to ``root``).
 
     ``__getitem__(i)`` -> ``{"gt": (3, S, S) float32 RGB in [0, 1], "gt_path": str}`` with
     S = ``crop_pad_size``: horizontal flip (p 0.5, when ``use_hflip``), then bottom/right
@@ -119,9 +120,13 @@ class HRFolder(torch.utils.data.Dataset):
                     f"{mp}: {len(missing)} listed file(s) not found under {self.root}, "
                     f"e.g. {missing[0]}; fix the list or the dataset root"
                 )
+        elif self.root.is_file():
+            self.paths = [self.root]
         else:
             if not self.root.is_dir():
-                raise UsageError(f"{self.root}: not a folder of HR images; give an existing folder")
+                raise UsageError(
+                    f"{self.root}: no such folder or image; give a folder of HR images or one image"
+                )
             self.paths = sorted(
                 p for p in self.root.iterdir() if p.is_file() and p.suffix.lower() in _SUFFIXES
             )
