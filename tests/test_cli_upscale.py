@@ -46,9 +46,10 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SRVGGNetCompac
 
 @pytest.fixture(scope="module")
 def slow(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A bigger net (~0.3-1 s per 128x128 image on one core): slow enough to kill mid-batch."""
+    """A bigger net (~0.05-0.3 s per 96x96 image on one core): slow enough to kill mid-batch (the
+    tests poll for the first output every 5 ms)."""
     path = tmp_path_factory.mktemp("weights") / "slow.safetensors"
-    save_weights(path, _net(48, 16, seed=1).state_dict())
+    save_weights(path, _net(32, 8, seed=1).state_dict())
     return path
 
 
@@ -452,6 +453,42 @@ def test_alpha_and_16_bit_and_icc_kept(tmp_path: Path, tiny: tuple[Path, Any]) -
         assert im.info.get("icc_profile") == icc
 
 
+def test_library_warnings_are_cli_lines(
+    tmp_path: Path, tiny: tuple[Path, Any], capsys: Any
+) -> None:
+    frames = [Image.fromarray(_rgb(i)) for i in range(2)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    rc = main(["upscale", "-i", str(tmp_path / "anim.gif"), "-o", str(tmp_path / "o"),
+               "--model_path", str(tiny[0])])  # fmt: skip
+    assert rc == 0
+    err = capsys.readouterr().err.splitlines()
+    warn = [
+        ln for ln in err if ln.startswith(f"resrgan upscale: warning: {tmp_path / 'anim.gif'}: ")
+    ]
+    assert len(warn) == 1 and "first" in warn[0]
+    assert _files(tmp_path / "o") == {"anim_out.png"}
+
+
+def test_model_not_loaded_when_every_output_exists(
+    tmp_path: Path, tiny: tuple[Path, Any], capsys: Any, monkeypatch: Any
+) -> None:
+    import resrgan.cli.upscale as cli
+
+    src = tmp_path / "in"
+    for i in range(2):
+        _png(src / f"a{i}.png", _rgb(i))
+    base = ["upscale", "-i", str(src), "-o", str(tmp_path / "o"), "--model_path", str(tiny[0])]
+    assert main(base) == 0
+    capsys.readouterr()
+
+    def no_model(args: Any) -> Any:
+        raise AssertionError("every output exists: the model must not be loaded")
+
+    monkeypatch.setattr(cli, "_make_upscaler", no_model)
+    assert main(base) == 0
+    assert "done 0, skipped 2, failed 0" in capsys.readouterr().out
+
+
 def test_ctrl_c_in_process(tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:
     import resrgan.cli.upscale as cli
 
@@ -502,11 +539,11 @@ N_RESUME = 8
 
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory: pytest.TempPathFactory, slow: Path) -> tuple[Path, Path]:
-    """Eight 128x128 inputs and their outputs from one clean, uninterrupted run."""
+    """Eight 96x96 inputs and their outputs from one clean, uninterrupted run."""
     root = tmp_path_factory.mktemp("resume")
     src = root / "in"
     for i in range(N_RESUME):
-        _png(src / f"img{i}.png", _rgb(100 + i, 128, 128))
+        _png(src / f"img{i}.png", _rgb(100 + i, 96, 96))
     clean = root / "clean"
     r = subprocess.run(
         _cli(src, clean, slow), env=_env(), capture_output=True, text=True, timeout=300
@@ -554,13 +591,14 @@ def test_sigkill_midway_then_rerun_resumes_byte_identical(
         assert (out / name).read_bytes() == (clean / name).read_bytes(), name
 
 
-def test_sigint_exits_130_without_temp_files(
-    tmp_path: Path, batch: tuple[Path, Path], slow: Path
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupt_exits_130_without_temp_files(
+    tmp_path: Path, batch: tuple[Path, Path], slow: Path, sig: signal.Signals
 ) -> None:
     src, clean = batch
     out = tmp_path / "out"
     proc = _start_and_wait_first_output(_cli(src, out, slow), out)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr

@@ -14,11 +14,14 @@ interrupted (Ctrl-C; rerun to resume).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import math
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +150,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="refuse inputs with more pixels than this (decompression-bomb guard)",
     )
     a("--quality", type=int, default=95, help="JPEG/WebP quality 1-100 (default: 95)")
+    a("-v", "--verbose", action="store_true", help="log what happens to each file")
     a(
         "--face_enhance",
         "--face-enhance",
@@ -329,8 +333,68 @@ class _Reporter:
             print(f"  failed: {path}: {reason}", file=sys.stderr, flush=True)
 
 
+class _NotLoaded:
+    """Stands in for the model when every output already exists (nothing will be upscaled)."""
+
+    def output_shape(self, h: int, w: int, *, outscale: float | None = None) -> tuple[int, int]:
+        raise RuntimeError("the model was not loaded because every output existed")
+
+    upscale = output_shape  # type: ignore[assignment]
+
+
+class _LowerLevelFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        record = logging.makeLogRecord(record.__dict__)
+        record.levelname = record.levelname.lower()
+        return super().format(record)
+
+
+@contextlib.contextmanager
+def _cli_logging(verbose: bool) -> Iterator[None]:
+    """Library warnings (e.g. 'animated GIF: first frame used') as 'resrgan upscale: warning: ...'
+    lines on stderr; --verbose adds the info messages. Removed again when the command ends."""
+    log = logging.getLogger("resrgan")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LowerLevelFormatter("resrgan upscale: %(levelname)s: %(message)s"))
+    old_level, old_propagate = log.level, log.propagate
+    log.addHandler(handler)
+    log.setLevel(logging.INFO if verbose else logging.WARNING)
+    log.propagate = False
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(old_level)
+        log.propagate = old_propagate
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the batch like Ctrl-C: the current file is abandoned cleanly (exit 130)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 def run(args: argparse.Namespace) -> int:
-    from ..infer.batch import plan_jobs, run_jobs
+    with _cli_logging(args.verbose), _sigterm_as_interrupt():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..infer.batch import Summary, plan_jobs, run_jobs
 
     _validate(args)
     output_dir = Path(args.output)
@@ -342,12 +406,11 @@ def run(args: argparse.Namespace) -> int:
     if not jobs:
         if not args.json:
             print(f"no image files in {args.input}", file=sys.stderr)
-        from ..infer.batch import Summary
-
         reporter.summary(Summary(non_images=len(jobs.non_images)))
         return 0
     _check_device(args.device, args.gpu_id)
-    upscaler = _make_upscaler(args)
+    pending = args.overwrite or any(j.conflict is None and not j.output.exists() for j in jobs)
+    upscaler = _make_upscaler(args) if pending else _NotLoaded()
     try:
         summary = run_jobs(
             jobs,

@@ -411,12 +411,12 @@ def _run_one(
         return Event(job.input, job.output, "skipped", 0.0)
     except _Refuse as e:
         summary.failed.append((job.input, str(e)))
-        logger.warning("%s: %s", job.input, e)
+        logger.info("failed %s: %s", job.input, e)
         return Event(job.input, job.output, "failed", 0.0, str(e))
     except Exception as e:  # a bad file: report it and go on
         reason = _reason(e, job.input)
         summary.failed.append((job.input, reason))
-        logger.warning("%s: %s", job.input, reason)
+        logger.info("failed %s: %s", job.input, reason)
         logger.debug("details for %s", job.input, exc_info=True)
         return Event(job.input, job.output, "failed", 0.0, reason)
     kwargs["written"][os.path.normcase(os.path.abspath(output))] = job.input
@@ -479,7 +479,7 @@ def run_jobs(
         summary.interrupted = True
         if current is not None:
             index, job, t0 = current
-            logger.warning("interrupted while processing %s", job.input)
+            logger.info("interrupted while processing %s", job.input)
             emit(
                 Event(job.input, None, "interrupted", time.perf_counter() - t0, None, index, total)
             )
