@@ -8,7 +8,8 @@ reuse it::
     from _corpus import BAD, GOOD, write_corpus  # tests/ is on sys.path under pytest
 
 The upright content of the orientation cases is :func:`quadrants` (four distinct flat colours,
-taller than wide), so any wrong rotation or mirror is visible even after JPEG compression."""
+taller than wide), so any wrong rotation or mirror is visible even after JPEG compression.
+"""
 
 from __future__ import annotations
 

@@ -231,6 +231,16 @@ def test_one_bit_png_and_8bit_gray_alpha(tmp_path: Path) -> None:
     img = read_image(tmp_path / "bits.png")
     assert img.mode == "L" and img.pixels.dtype == np.uint8
     np.testing.assert_array_equal(img.pixels, bits)
+    # 2-bit gray by hand (IHDR bit depth 2): values 0..3 scale to 0, 85, 170, 255
+    two = np.array([[0, 1, 2, 3], [3, 2, 1, 0]], np.uint8)
+    packed = [bytes([0, int(r[0] << 6 | r[1] << 4 | r[2] << 2 | r[3])]) for r in two]
+    (tmp_path / "two.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + corpus._png_chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 2, 2, 0, 0, 0, 0))
+        + corpus._png_chunk(b"IDAT", zlib.compress(b"".join(packed)))
+        + corpus._png_chunk(b"IEND", b"")
+    )
+    np.testing.assert_array_equal(read_image(tmp_path / "two.png").pixels, two * 85)
     la = _random((3, 4, 2), np.uint8)
     Image.fromarray(la).save(tmp_path / "la.png")
     np.testing.assert_array_equal(read_image(tmp_path / "la.png").pixels, la)

@@ -19,7 +19,8 @@ the same folder, flushed and fsynced, then ``os.replace``; the temporary file is
 error, including ``KeyboardInterrupt``. PNG is written by OpenCV (fast; one BGR copy of the array;
 ``iCCP``/``eXIf`` spliced in after ``IHDR``), gray+alpha PNG by a streaming encoder in this module
 (row bands, vectorised PNG filters, ``zlib``); TIFF by tifffile (ICC in tag 34675, no copy); JPEG,
-WebP and BMP by Pillow."""
+WebP and BMP by Pillow.
+"""
 
 from __future__ import annotations
 
@@ -150,7 +151,8 @@ def is_image_path(path: str | os.PathLike[str]) -> bool:
     """True when the suffix (any case) is one of :data:`IMAGE_SUFFIXES`.
 
     Temporary files left by an interrupted :func:`write_image` (``.name.resrgan-tmp-XXXX.png``) are
-    not images, so a batch never picks them up as inputs."""
+    not images, so a batch never picks them up as inputs.
+    """
     p = Path(path)
     return p.suffix.lower() in IMAGE_SUFFIXES and _TMP_MARK not in p.name
 
@@ -188,7 +190,8 @@ def apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
 
     The eight cases are those of the EXIF/TIFF specification (and of Pillow's
     ``ImageOps.exif_transpose``): 2 mirror left-right, 3 rotate 180, 4 mirror top-bottom, 5
-    transpose, 6 rotate 90 clockwise, 7 transverse, 8 rotate 90 counter-clockwise."""
+    transpose, 6 rotate 90 clockwise, 7 transverse, 8 rotate 90 counter-clockwise.
+    """
     import numpy as np
 
     if orientation == 2:
@@ -224,7 +227,8 @@ def _exif_orientation_reset(exif: bytes) -> tuple[bytes, int]:
     unreadable).
 
     The bytes are patched in place (2 bytes), so every other tag, sub-IFD and maker note stays
-    byte-exact."""
+    byte-exact.
+    """
     tiff = exif[len(_EXIF_PREFIX) :] if exif.startswith(_EXIF_PREFIX) else exif
     base = len(exif) - len(tiff)
     if tiff[:2] == b"II":
@@ -259,8 +263,7 @@ def _exif_orientation_reset(exif: bytes) -> tuple[bytes, int]:
 def read_image(
     path: str | os.PathLike[str], *, max_pixels: int | None = DEFAULT_MAX_PIXELS
 ) -> ImageData:
-    """Decode ``path`` (the format comes from the content, not the suffix) into an
-    :class:`ImageData`.
+    """Decode ``path`` into an :class:`ImageData` (the format comes from the content, not the name).
 
     ``max_pixels``: images whose header claims more pixels are refused before any decoding; ``None``
     turns the check off. When it is left at :data:`DEFAULT_MAX_PIXELS`, ``RESRGAN_MAX_PIXELS`` (read
@@ -268,7 +271,8 @@ def read_image(
     CMYK/YCCK JPEGs become RGB: through their embedded ICC profile when there is one (the returned
     profile is then sRGB's), otherwise with the plain ``(255 - C) * (255 - K) / 255`` formula and no
     profile. Raises :class:`ImageReadError` ``"<path>: <reason>"`` for anything it cannot decode or
-    refuses."""
+    refuses.
+    """
     p = Path(path)
     if max_pixels == DEFAULT_MAX_PIXELS:
         max_pixels = max_pixels_from_env()
@@ -628,7 +632,8 @@ def check_writable(
     Checks the suffix, the dtype (uint8/uint16), the format's limits (JPEG 65535 px per side, WebP
     16383, 8-bit only for JPEG/WebP/BMP, no alpha in JPEG/BMP), that the folder exists and is
     writable, and, for what is written uncompressed (BMP, TIFF of 1 GiB or more), that the disk
-    has room."""
+    has room.
+    """
     import numpy as np
 
     p = Path(path)
@@ -708,7 +713,8 @@ def write_image(
     The format comes from the suffix (see :func:`check_writable`, which is called first).
     ``quality`` (1..100) is for JPEG and WebP; WebP at 100 is written lossless. ICC is embedded in
     PNG, JPEG, WebP and TIFF; EXIF in PNG, JPEG and WebP (TIFF and BMP drop it, logged at debug).
-    Gray(+alpha) becomes RGB(A) in WebP, which has no gray mode. Returns the path written."""
+    Gray(+alpha) becomes RGB(A) in WebP, which has no gray mode. Returns the path written.
+    """
     import numpy as np
 
     p = Path(path)
@@ -1035,7 +1041,8 @@ def output_extension(input: ImageData | str | os.PathLike[str], ext: str = "auto
     the chosen format keeps alpha (WebP, TIFF, PNG); 16-bit goes to ``png`` unless the format holds
     16 bits (TIFF); GIF and other unwritable inputs go to ``png``. A path (str) carries no pixels,
     so only the suffix rules apply to it. Raises :class:`UsageError` for an ``ext`` that cannot be
-    written."""
+    written.
+    """
     chosen = ext.strip().lstrip(".")
     if chosen.lower() != "auto" and "." + chosen.lower() not in _WRITE_FORMATS:
         raise UsageError(
