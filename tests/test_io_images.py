@@ -988,6 +988,7 @@ def test_is_image_path() -> None:
     assert is_image_path("a/B.PNG") and is_image_path(Path("x.JpEg")) and is_image_path("y.tiff")
     assert not is_image_path("notes.txt") and not is_image_path("noext")
     assert not is_image_path(".out.resrgan-tmp-1a2b3c4d.png")  # our own leftovers
+    assert images.TMP_MARK == ".resrgan-tmp-"
     assert {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif"} <= IMAGE_SUFFIXES
 
 

@@ -50,6 +50,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "IMAGE_SUFFIXES",
+    "TMP_MARK",
     "WRITABLE_SUFFIXES",
     "ImageData",
     "apply_orientation",
@@ -109,6 +110,9 @@ _READ_FORMATS: dict[str, str] = {
 }
 
 _TMP_MARK = ".resrgan-tmp-"
+#: Part of every temporary name ``write_image`` uses (``.<stem>.resrgan-tmp-<hex><suffix>``); a file
+#: with it in its name is a leftover of a killed process and may be deleted.
+TMP_MARK: str = _TMP_MARK
 _JPEG_MAX_SIDE = 65535
 _WEBP_MAX_SIDE = 16383
 _PNG_MAX_SIDE = 2**31 - 1
