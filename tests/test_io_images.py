@@ -164,6 +164,31 @@ def test_returned_exif_has_orientation_1_and_everything_else_kept(
     assert exif.get_ifd(0x8769)[0x9003] == "2024:01:02 03:04:05"
 
 
+@pytest.mark.parametrize("endian", ["<", ">"])
+def test_orientation_reset_in_little_and_big_endian_exif(endian: str) -> None:
+    """Hand-made IFD0, three entries, Orientation in the middle; cameras write both byte orders."""
+    order = b"II" if endian == "<" else b"MM"
+    entries = [
+        (0x010F, 2, 4, b"Cam\x00"),
+        (0x0112, 3, 1, struct.pack(endian + "HH", 8, 0)),
+        (0x0131, 2, 4, b"SW1\x00"),
+    ]
+    ifd = struct.pack(endian + "H", len(entries))
+    for tag, typ, count, value in entries:
+        ifd += struct.pack(endian + "HHI", tag, typ, count) + value
+    tiff = order + struct.pack(endian + "HI", 42, 8) + ifd + struct.pack(endian + "I", 0)
+    exif = b"Exif\x00\x00" + tiff
+    patched, orientation = images._exif_orientation_reset(exif)
+    assert orientation == 8
+    assert len(patched) == len(exif)
+    diff = [i for i in range(len(exif)) if patched[i] != exif[i]]
+    assert diff == [6 + 8 + 2 + 12 + 8 + (0 if endian == "<" else 1)]
+    reread = Image.Exif()
+    reread.load(patched)
+    assert reread[0x0112] == 1 and reread[0x010F] == "Cam" and reread[0x0131] == "SW1"
+    assert images._exif_orientation_reset(b"Exif\x00\x00garbage") == (b"Exif\x00\x00garbage", 1)
+
+
 def test_jpeg_icc_profile_is_returned_byte_exact(tmp_path: Path) -> None:
     img = read_image(corpus.make_jpeg_icc(tmp_path))
     assert img.icc_profile == corpus.srgb_icc()
