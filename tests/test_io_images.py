@@ -436,6 +436,19 @@ def test_bomb_beyond_pillows_own_limit_is_ours_to_judge(tmp_path: Path) -> None:
     assert Image.MAX_IMAGE_PIXELS is not None  # restored
 
 
+def test_opencv_pixel_limit_is_explained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # OpenCV reads OPENCV_IO_MAX_IMAGE_PIXELS once; simulate its refusal of a 21x34 16-bit PNG
+    p = corpus.make_gray16_png(tmp_path)
+    monkeypatch.setenv("OPENCV_IO_MAX_IMAGE_PIXELS", "700")
+    monkeypatch.setattr(cv2, "imdecode", lambda *args: None)
+    with pytest.raises(ImageReadError) as e:
+        read_image(p)
+    assert _one_line(e) == (
+        f"{p}: OpenCV refuses 34x21 = 714 pixels (its limit is 700); set "
+        "OPENCV_IO_MAX_IMAGE_PIXELS=714 in the environment before starting"
+    )
+
+
 def test_unsupported_format(tmp_path: Path) -> None:
     p = corpus.make_ppm(tmp_path)
     with pytest.raises(ImageReadError) as e:
