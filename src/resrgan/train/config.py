@@ -152,7 +152,7 @@ def validate(cfg: TrainConfig, *, world_size: int = 1) -> TrainConfig:
         )
     if cfg.scale not in (1, 2, 4):
         raise ConfigError(f"degradation.scale: must be 1, 2 or 4, got {cfg.scale}")
-    if cfg.degradation.gt_size % (8 * cfg.scale) and cfg.model == "esrgan":
+    if cfg.degradation.gt_size % 8 and cfg.model == "esrgan":
         raise ConfigError(
             f"degradation.gt_size: {cfg.degradation.gt_size} must be a multiple of 8 for the "
             "discriminator (and of the scale); e.g. 256"

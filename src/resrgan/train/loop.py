@@ -210,21 +210,38 @@ def make_loader(
         persistent_workers=nw > 0,
         prefetch_factor=cfg.data.prefetch_factor if nw > 0 else None,
         pin_memory=info.device.type == "cuda",
+        # the loader's base seed comes from here, not from the global RNG (workers draw nothing)
+        generator=make_generator(cfg.seed, "loader", info.rank),
     )
 
 
-def rng_states(info: DistInfo) -> dict[str, torch.Tensor]:
-    """Every global RNG state (the loop itself draws from per-step generators, see derive_seed)."""
-    out = {"torch_cpu": torch.get_rng_state()}
-    if info.device.type == "cuda":
-        out["torch_cuda"] = torch.cuda.get_rng_state(info.device)
-    return out
+RNG_STREAMS = ("degrade", "pool")
 
 
-def set_rng_states(states: dict[str, torch.Tensor], info: DistInfo) -> None:
-    torch.set_rng_state(states["torch_cpu"])
-    if info.device.type == "cuda" and "torch_cuda" in states:
-        torch.cuda.set_rng_state(states["torch_cuda"], info.device)
+def rng_states(cfg: TrainConfig, info: DistInfo, next_step: int) -> dict[str, torch.Tensor]:
+    """The states of the generators the next step will draw from.
+
+    The loop owns no long-lived generator: step ``s`` of rank ``r`` draws from generators seeded
+    with derive_seed(seed, stream, r, s) (the bulk noise inside the degradation is seeded from the
+    sampled parameters). The states are stored so that a resume can check it re-derives the same
+    streams.
+    """
+    return {
+        name: make_generator(cfg.seed, name, info.rank, next_step).get_state()
+        for name in RNG_STREAMS
+    }
+
+
+def check_rng_states(
+    states: dict[str, torch.Tensor], cfg: TrainConfig, info: DistInfo, next_step: int
+) -> None:
+    expected = rng_states(cfg, info, next_step)
+    for name, state in expected.items():
+        if name in states and not torch.equal(states[name], state):
+            raise ConfigError(
+                f"checkpoint: the random stream '{name}' does not continue as saved (seed "
+                f"{cfg.seed}); resume with the seed of the checkpointed run"
+            )
 
 
 def params_hash(*nets: nn.Module | None) -> str:
@@ -270,7 +287,9 @@ def build_val_set(cfg: TrainConfig) -> ValSet | None:
     lqs, gts = [], []
     for i in range(n):  # one sample per draw: every image gets its own per-batch choices
         g = make_generator(v.seed, "val", i)
-        params = sample_degradation(1, cfg.degradation, generator=g)
+        params = sample_degradation(
+            1, cfg.degradation, generator=g, gt_size_in=(gt400.shape[-2], gt400.shape[-1])
+        )
         tb = make_training_batch(gt400[i : i + 1], params, cfg.degradation)
         lqs.append(tb.lq)
         gts.append(tb.gt)
@@ -426,17 +445,13 @@ def _run(
         if net is not None:
             net.to(device=device, memory_format=mf)
     percep = None
-    if esrgan and cfg.losses.perceptual_weight > 0:
+    if esrgan and cfg.losses.perceptual_weight > 0 and any(cfg.losses.layer_weights):
         from ..losses import PerceptualLoss
         from ..nets.vgg import build_vgg19_features
 
-        lw = dict(
-            zip(
-                ("conv1_2", "conv2_2", "conv3_4", "conv4_4", "conv5_4"),
-                cfg.losses.layer_weights,
-                strict=True,
-            )
-        )
+        names = ("conv1_2", "conv2_2", "conv3_4", "conv4_4", "conv5_4")
+        # layers with weight 0 are not computed: the VGG is truncated after the deepest used one
+        lw = {n: w for n, w in zip(names, cfg.losses.layer_weights, strict=True) if w != 0}
         vgg = build_vgg19_features(cfg.losses.vgg_weights, layers=tuple(lw))
         percep = PerceptualLoss(
             vgg, layer_weights=lw, perceptual_weight=cfg.losses.perceptual_weight
@@ -486,7 +501,8 @@ def _run(
             scaler_d.load_state_dict(st["scaler_d"])
         if pool is not None and st.get("pool") is not None:
             pool.load_state_dict(_to_device(st["pool"], device))
-        set_rng_states(st["rng"], info)
+        if info.is_main:  # the states saved are rank 0's
+            check_rng_states(st["rng"], cfg, info, start + 1)
         log.info("resumed from %s (step %d)", path, start)
     if start >= cfg.total_iters:
         log.info("nothing to do: the run is at step %d of %d", start, cfg.total_iters)
@@ -529,7 +545,7 @@ def _run(
                 "sched_g": scheduler_state(sched_g),
                 "scaler_g": scaler_g.state_dict(),
                 "pool": _to_device(pool.state_dict(), "cpu") if pool is not None else None,
-                "rng": rng_states(info),
+                "rng": rng_states(cfg, info, step + 1),
                 "data_position": step,
                 "world_size": info.world_size,
             }
@@ -622,8 +638,6 @@ def _run(
             checkpoint(step)
 
     # 8. the end: the EMA generator is current in model.safetensors / model.pth; ranks must agree
-    if step == start and info.is_main and start > 0:
-        write_model(run_dir, net_g_ema, cfg, step)
     if info.distributed:
         hashes = all_gather_object(params_hash(net_g, net_g_ema, net_d), info)
         if logger is not None:

@@ -59,7 +59,9 @@ def synthesize_batch(
     from ..degrade.sharpen import usm_sharpen
 
     deg = cfg.degradation
-    params = sample_degradation(gt400.shape[0], deg, generator=generator)
+    params = sample_degradation(
+        gt400.shape[0], deg, generator=generator, gt_size_in=(gt400.shape[-2], gt400.shape[-1])
+    )
     tb = make_training_batch(gt400, params, deg)
     lq = tb.lq
     if cfg.model == "esrnet":

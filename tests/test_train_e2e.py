@@ -1,0 +1,167 @@
+"""End to end: the smoke config through `resrgan train`, its outputs, and the trained model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from _train_data import make_hr_folder
+from resrgan.cli import main
+from resrgan.nets.unet_disc import UNetDiscriminatorSN
+from resrgan.train.checkpoint import list_states, load_state
+from resrgan.weights.load import load_model, load_state_dict
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = str(REPO / "configs" / "smoke.yaml")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("train_data")
+    return make_hr_folder(root / "hr", 6, seed=0), make_hr_folder(root / "val", 3, seed=1)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(data: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    hr, val = data
+    out = tmp_path_factory.mktemp("smoke") / "run"
+    rc = main(
+        [
+            "train",
+            SMOKE,
+            "--data",
+            str(hr),
+            "--out",
+            str(out),
+            "--val-data",
+            str(val),
+            "--device",
+            "cpu",
+            "--quiet",
+        ]
+    )
+    assert rc == 0
+    return out
+
+
+def _records(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_smoke_training_lowers_the_validation_l1(smoke_run: Path) -> None:
+    val = [r for r in _records(smoke_run) if "val_l1" in r]
+    assert [r["step"] for r in val] == [0, 10, 20]
+    assert val[-1]["val_l1"] < val[0]["val_l1"] - 1e-3, val
+    assert val[-1]["val_psnr"] > val[0]["val_psnr"]
+
+
+def test_smoke_run_logs_every_loss_and_writes_its_files(smoke_run: Path) -> None:
+    steps = [r for r in _records(smoke_run) if "l_g_pix" in r]
+    assert [r["step"] for r in steps] == [5, 10, 15, 20]
+    keys = {"l_g_pix", "l_g_percep", "l_g_gan", "l_d_real", "out_d_real", "l_d_fake", "out_d_fake"}
+    for r in steps:
+        assert keys <= set(r) and all(np.isfinite(r[k]) for k in keys)
+    assert [s for s, _ in list_states(smoke_run)] == [10, 20]  # keep: 2
+    st = load_state(smoke_run / "checkpoints" / "state_00000020.pt")
+    assert st["config"]["network_g"]["num_feat"] == 16 and st["config"]["total_iters"] == 20
+    assert (smoke_run / "config.yaml").is_file()
+    assert len(list((smoke_run / "val" / "00000020").glob("*.png"))) == 2
+
+
+def test_model_files_hold_the_ema_generator(smoke_run: Path) -> None:
+    st = load_state(smoke_run / "checkpoints" / "state_00000020.pt")
+    sd = load_state_dict(smoke_run / "model.safetensors")
+    pth = torch.load(smoke_run / "model.pth", weights_only=True)
+    assert set(pth) == {"params_ema"}
+    for k, v in st["net_g_ema"].items():
+        assert torch.equal(sd[k], v) and torch.equal(pth["params_ema"][k], v)
+    net, arch, kwargs = load_model(smoke_run / "model.safetensors")
+    assert arch == "SRVGGNetCompact" and kwargs["num_feat"] == 16 and kwargs["upscale"] == 4
+    d = UNetDiscriminatorSN(num_feat=16)
+    d.load_state_dict(torch.load(smoke_run / "net_d.pth", weights_only=True)["params"])
+
+
+def test_upscale_cli_uses_the_trained_model(smoke_run: Path, tmp_path: Path) -> None:
+    img = (np.random.default_rng(0).uniform(0, 255, (12, 10, 3))).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "small.png"), img)
+    out = tmp_path / "out"
+    rc = main(
+        [
+            "upscale",
+            "--model_path",
+            str(smoke_run / "model.safetensors"),
+            "-i",
+            str(tmp_path / "small.png"),
+            "-o",
+            str(out),
+        ]
+    )
+    assert rc == 0
+    files = list(out.glob("*.png"))
+    assert len(files) == 1
+    res = cv2.imread(str(files[0]))
+    assert res.shape == (48, 40, 3)
+
+
+def test_existing_run_is_not_overwritten_without_resume(
+    smoke_run: Path, data: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = main(["train", SMOKE, "--data", str(data[0]), "--out", str(smoke_run), "--quiet"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "already holds checkpoints; pass --resume" in err and str(smoke_run) in err
+
+
+def test_resume_of_a_finished_run_does_nothing_and_keeps_the_model(
+    smoke_run: Path, data: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = (smoke_run / "model.safetensors").read_bytes()
+    rc = main(
+        ["train", SMOKE, "--data", str(data[0]), "--out", str(smoke_run), "--resume", "--quiet"]
+    )
+    assert rc == 0
+    assert "step 20" in capsys.readouterr().out
+    assert (smoke_run / "model.safetensors").read_bytes() == before
+
+
+def test_esrnet_stage_and_paired_mode_train(data: tuple[Path, Path], tmp_path: Path) -> None:
+    hr, _ = data
+    lq = tmp_path / "lq"
+    gt = tmp_path / "gt"
+    lq.mkdir(), gt.mkdir()
+    for p in sorted(hr.glob("*.png")):
+        img = cv2.imread(str(p))[:96, :96]
+        cv2.imwrite(str(gt / p.name), img)
+        cv2.imwrite(str(lq / p.name), cv2.resize(img, (24, 24), interpolation=cv2.INTER_AREA))
+    out = tmp_path / "esrnet_paired"
+    rc = main(
+        [
+            "train",
+            SMOKE,
+            "--data",
+            str(gt),
+            "--out",
+            str(out),
+            "--iters",
+            "2",
+            "--quiet",
+            "--set",
+            "model=esrnet",
+            "--set",
+            "data.mode=paired",
+            "--set",
+            f"data.lq_root={lq}",
+            "--set",
+            "data.num_workers=0",
+        ]
+    )
+    assert rc == 0
+    st = load_state(out / "checkpoints" / "state_00000002.pt")
+    assert "net_d" not in st and st["pool"] is None
+    assert not (out / "net_d.pth").exists()
+    assert all(np.isfinite(r["l_g_pix"]) for r in _records(out) if "l_g_pix" in r)

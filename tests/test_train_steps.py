@@ -1,0 +1,144 @@
+"""One Real-ESRGAN G step and D step, the Real-ESRNet step, and the EMA."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from resrgan.losses import PerceptualLoss, gan_loss
+from resrgan.nets import SRVGGNetCompact
+from resrgan.nets.unet_disc import UNetDiscriminatorSN
+from resrgan.nets.vgg import build_vgg19_features
+from resrgan.train.config import LossConfig
+from resrgan.train.ema import ema_update, make_ema
+from resrgan.train.steps import Batch, discriminator_step, esrnet_step, generator_step
+
+
+def _setup(seed: int = 0) -> tuple[nn.Module, nn.Module, PerceptualLoss, Batch]:
+    torch.manual_seed(seed)
+    g = SRVGGNetCompact(num_feat=8, num_conv=2, upscale=4)
+    d = UNetDiscriminatorSN(num_feat=8)
+    percep = PerceptualLoss(build_vgg19_features("random"))
+    gen = torch.Generator().manual_seed(seed)
+    gt = torch.rand(2, 3, 32, 32, generator=gen)
+    lq = torch.nn.functional.avg_pool2d(gt, 4)
+    batch = Batch(lq=lq, gt=gt, gt_usm=(gt * 1.1).clamp(0, 1))
+    return g, d, percep, batch
+
+
+def _adam(net: nn.Module, lr: float = 1e-3) -> torch.optim.Adam:
+    return torch.optim.Adam(net.parameters(), lr=lr, betas=(0.9, 0.99))
+
+
+def _scaler() -> torch.amp.GradScaler:
+    return torch.amp.GradScaler("cpu", enabled=False)
+
+
+def test_generator_step_keeps_d_frozen_and_reaches_every_g_parameter() -> None:
+    g, d, percep, batch = _setup()
+    out, logs = generator_step(g, d, percep, batch, _adam(g), _scaler(), LossConfig())
+    assert set(logs) == {"l_g_pix", "l_g_percep", "l_g_gan"}
+    assert all(torch.isfinite(v) for v in logs.values())
+    assert out.shape == (2, 3, 32, 32) and not out.requires_grad
+    for name, p in d.named_parameters():
+        assert p.grad is None, f"D parameter {name} got a gradient in the G step"
+    for name, p in g.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_generator_loss_is_l1_plus_percep_plus_weighted_gan() -> None:
+    g, d, percep, batch = _setup()
+    g0, d0 = copy.deepcopy(g), copy.deepcopy(d)
+    _, logs = generator_step(g, d, percep, batch, _adam(g), _scaler(), LossConfig())
+    with torch.no_grad():
+        out = g0(batch.lq)
+        l1 = (out - batch.gt_usm).abs().mean()  # L1 against the sharpened GT
+        gan = 0.1 * gan_loss(d0(out), True)
+    assert float(logs["l_g_pix"]) == pytest.approx(float(l1), rel=1e-6)
+    assert float(logs["l_g_gan"]) == pytest.approx(float(gan), rel=1e-5)
+    assert float(logs["l_g_percep"]) == pytest.approx(float(percep(out, batch.gt_usm)), rel=1e-5)
+
+
+def test_discriminator_step_two_backwards_equal_the_summed_gradient() -> None:
+    g, d, percep, batch = _setup()
+    out, _ = generator_step(g, d, percep, batch, _adam(g), _scaler(), LossConfig())
+    g_grads = {n: p.grad.clone() for n, p in g.named_parameters()}
+    ref = copy.deepcopy(d)  # same weights and power-iteration vectors
+    opt_d = torch.optim.SGD(d.parameters(), lr=0.0)  # lr 0 keeps the weights to compare grads
+    logs = discriminator_step(d, out, batch, opt_d, _scaler(), LossConfig())
+    assert all(torch.isfinite(v) for v in logs.values())
+    # the same two forwards in the same order (spectral norm updates u, v on each), one backward
+    ref.requires_grad_(True)
+    total = gan_loss(ref(batch.gt), True) + gan_loss(ref(out), False)  # D real = unsharpened GT
+    total.backward()
+    for (name, p), (_, q) in zip(d.named_parameters(), ref.named_parameters(), strict=True):
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-5, atol=1e-7)
+    assert float(logs["l_d_real"]) + float(logs["l_d_fake"]) == pytest.approx(
+        float(total.detach()), rel=1e-5
+    )
+    for n, p in g.named_parameters():  # the D step does not touch G
+        torch.testing.assert_close(p.grad, g_grads[n])
+
+
+def test_esrnet_first_adam_step_moves_each_weight_by_lr() -> None:
+    g, _, _, batch = _setup()
+    before = {n: p.detach().clone() for n, p in g.named_parameters()}
+    with torch.no_grad():
+        l1_before = float((g(batch.lq) - batch.gt).abs().mean())  # ESRNet: L1 against batch.gt
+    lr = 1e-3
+    logs = esrnet_step(g, batch, _adam(g, lr), _scaler(), LossConfig())
+    assert float(logs["l_g_pix"]) == pytest.approx(l1_before, rel=1e-6)
+    for n, p in g.named_parameters():
+        grad = p.grad
+        assert grad is not None
+        big = grad.abs() > 1e-5  # Adam's first step is lr * sign(grad) where |grad| >> eps
+        delta = (p.detach() - before[n])[big]
+        torch.testing.assert_close(delta, -lr * grad[big].sign(), rtol=2e-2, atol=1e-6)
+
+
+class _WithBuffer(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(3, 2)
+        self.bn = nn.BatchNorm1d(2)
+
+
+def test_ema_decay_zero_copies_and_one_keeps() -> None:
+    torch.manual_seed(0)
+    net = _WithBuffer()
+    ema = make_ema(net)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(1.0)
+        net.bn.running_mean.fill_(5.0)
+    kept = copy.deepcopy(ema.state_dict())
+    ema_update(ema, net, 1.0)
+    for k, v in ema.state_dict().items():
+        torch.testing.assert_close(v, kept[k])
+    ema_update(ema, net, 0.0)
+    for (n, p), (_, q) in zip(ema.named_parameters(), net.named_parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0, msg=n)
+    # buffers are not averaged (BasicSR averages named parameters only)
+    assert float(ema.bn.running_mean.abs().sum()) == 0.0
+
+
+def test_ema_formula_with_0999() -> None:
+    torch.manual_seed(0)
+    net = nn.Linear(4, 4)
+    ema = make_ema(net)
+    e0 = ema.weight.detach().clone()
+    with torch.no_grad():
+        net.weight.mul_(-2.0)
+    ema_update(ema, net, 0.999)
+    torch.testing.assert_close(ema.weight, 0.999 * e0 + 0.001 * net.weight.detach())
+    assert not ema.weight.requires_grad and not ema.training
+
+
+def test_ema_rejects_bad_decay() -> None:
+    net = nn.Linear(2, 2)
+    with pytest.raises(ValueError, match="ema_decay must be in \\[0, 1\\], got 1.5"):
+        ema_update(make_ema(net), net, 1.5)
