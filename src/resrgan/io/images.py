@@ -630,8 +630,7 @@ def _format_for(path: Path) -> str:
 def check_writable(
     path: str | os.PathLike[str], height: int, width: int, channels: int, dtype: Any
 ) -> None:
-    """Raise :class:`ImageWriteError` now if an image of this shape/dtype cannot be written to
-    ``path``.
+    """Raise :class:`ImageWriteError` now if such an image cannot be written to ``path``.
 
     Checks the suffix, the dtype (uint8/uint16), the format's limits (JPEG 65535 px per side, WebP
     16383, 8-bit only for JPEG/WebP/BMP, no alpha in JPEG/BMP), that the folder exists and is
@@ -655,9 +654,8 @@ def check_writable(
     alpha = channels in (2, 4)
     if fmt in ("JPEG", "WEBP", "BMP") and bits == 16:
         raise ImageWriteError(
-            f"{p}: {fmt} holds 8 bits per channel but this image is 16-bit; write .png or .tif "
-            "to keep "
-            "the depth"
+            f"{p}: {fmt} holds 8 bits per channel but this image is 16-bit; "
+            "write .png or .tif to keep the depth"
         )
     if fmt in ("JPEG", "BMP") and alpha:
         raise ImageWriteError(
@@ -668,8 +666,7 @@ def check_writable(
     if side_limit is not None and max(height, width) > side_limit:
         raise ImageWriteError(
             f"{p}: {fmt} allows at most {side_limit} px per side but the image is "
-            f"{width}x{height}; "
-            "write .png or .tif, or use a smaller outscale"
+            f"{width}x{height}; write .png or .tif, or use a smaller outscale"
         )
     if fmt == "BMP":
         row = (width * 3 * bits // 8 + 3) // 4 * 4 if channels >= 3 else (width + 3) // 4 * 4
@@ -696,8 +693,6 @@ def check_writable(
 
 
 def _free_bytes(folder: Path) -> int | None:
-    import shutil
-
     try:
         return shutil.disk_usage(folder).free
     except OSError:
