@@ -119,7 +119,7 @@ def axis_spans(length: int, tile: int, *, tile_pad: int, overlap: int) -> tuple[
 
 
 def plan_tiles(
-    height: int, width: int, *, tile: int, tile_pad: int = 10, overlap: int = 8
+    height: int, width: int, *, tile: int, tile_pad: int = 10, overlap: int = 24
 ) -> TilePlan:
     """Tile plan for an ``height x width`` input with cores of at most ``tile x tile`` (0: one
     tile)."""
