@@ -1074,6 +1074,7 @@ def test_image_data_modes() -> None:
     assert _data((2, 2, 3), np.uint8, "a").mode == "RGB"
     d = _data((2, 2, 4), np.uint16, "a")
     assert d.mode == "RGBA" and d.has_alpha and not _data((2, 2, 3), np.uint8, "a").has_alpha
+    assert (d.bit_depth, _data((2, 2), np.uint8, "a").bit_depth) == (16, 8)
 
 
 def test_16bit_tiff_with_alpha_round_trip_through_tifffile_reader(tmp_path: Path) -> None:

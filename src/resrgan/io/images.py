@@ -150,6 +150,11 @@ class ImageData:
     def has_alpha(self) -> bool:
         return self.mode in ("LA", "RGBA")
 
+    @property
+    def bit_depth(self) -> int:
+        """8 or 16: bits per channel, from the dtype (which came from the file)."""
+        return 8 * int(self.pixels.dtype.itemsize)
+
 
 def is_image_path(path: str | os.PathLike[str]) -> bool:
     """True when the suffix (any case) is one of :data:`IMAGE_SUFFIXES`.
