@@ -7,10 +7,13 @@ CLI tests (test_cli_upscale.py) run real networks.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import struct
+import subprocess
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -111,6 +114,36 @@ def _bad_files(folder: Path) -> dict[str, Path]:
 
 def _names(folder: Path) -> set[str]:
     return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
+
+
+@contextlib.contextmanager
+def _read_only(folder: Path) -> Iterator[None]:
+    """Make ``folder`` unwritable: chmod for a normal user; ``chattr +i`` for root (root ignores
+    permission bits). Skips the test when neither works on this machine."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.name != "posix":
+        pytest.skip("POSIX permissions needed")
+    immutable = os.geteuid() == 0
+    if immutable:
+        r = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, check=False)
+        if r.returncode != 0:
+            pytest.skip(f"root, and chattr +i is not available: {r.stderr!r}")
+    else:
+        folder.chmod(0o555)
+    try:
+        try:
+            (folder / ".probe").write_bytes(b"")
+        except OSError:
+            pass
+        else:
+            (folder / ".probe").unlink()
+            pytest.skip(f"could not make {folder} read-only")
+        yield
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(folder)], check=False)
+        else:
+            folder.chmod(0o755)
 
 
 # ------------------------------------------------------------------------------------------ plan_jo
@@ -356,17 +389,15 @@ def test_uncreatable_output_folder_fails_each_file(tmp_path: Path) -> None:
     assert all("cannot create the folder" in r for _, r in s.failed)
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores permissions")
 def test_read_only_output_folder(tmp_path: Path) -> None:
     src, _ = _folder(tmp_path, 2)
     out = tmp_path / "ro"
-    out.mkdir()
-    out.chmod(0o555)
-    try:
-        s = run_jobs(plan_jobs(src, out), Repeat())
-    finally:
-        out.chmod(0o755)
+    up = Repeat()
+    with _read_only(out):
+        s = run_jobs(plan_jobs(src, out), up)
     assert s.done == 0 and len(s.failed) == 2
+    assert all(f"the folder {out} is not writable" in r for _, r in s.failed), s.failed
+    assert up.calls == []  # refused before the model ran
     assert list(out.iterdir()) == []
 
 
