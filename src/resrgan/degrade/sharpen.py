@@ -8,6 +8,8 @@ the 2-D filter is ``A_h @ X @ A_w.T``: the same linear map, evaluated with two b
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor
 
@@ -50,19 +52,45 @@ def reflect_filter_matrix(n: int, taps: Tensor) -> Tensor:
     return m
 
 
-def separable_filter(img: Tensor, taps: Tensor) -> Tensor:
+def _band_blocks(n: int, taps: Tensor) -> list[tuple[int, int, Tensor]]:
+    """Row blocks of the banded (n, n) filter matrix: (first column, end column, block)."""
+    m = reflect_filter_matrix(n, taps)
+    p = taps.numel() // 2
+    bs = max(2 * p, 1)
+    out = []
+    for s in range(0, n, bs):
+        e = min(n, s + bs)
+        cs, ce = max(0, s - p), min(n, e + p)
+        out.append((cs, ce, m[s:e, cs:ce].contiguous()))
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _usm_blocks(n: int, device: torch.device, dtype: torch.dtype) -> list[tuple[int, int, Tensor]]:
+    return _band_blocks(n, gaussian_1d(device=device, dtype=dtype))
+
+
+def separable_filter(img: Tensor, taps: Tensor | None = None) -> Tensor:
     """Filter (B, C, H, W) with the outer product ``taps ⊗ taps`` under reflect-101 padding.
 
-    Equals :func:`~resrgan.degrade.filter.filter2d` with the 2-D kernel (to float rounding). The
-    work is done in float32 (float64 for float64 input); output in the input's dtype; no clamping.
+    Equals :func:`~resrgan.degrade.filter.filter2d` with the 2-D kernel (to float rounding). Each
+    1-D pass multiplies by the banded reflect-filter matrix, split into row blocks of 2·(k//2) rows
+    that only touch the columns they need (about 3x fewer flops than the dense matrix for k = 51 on
+    400 px). ``taps=None`` uses the USM Gaussian (its matrices are cached per size, device and
+    dtype). Work in float32 (float64 for float64 input); output in the input's dtype; no clamping.
     """
     work = torch.float64 if img.dtype == torch.float64 else torch.float32
     h, w = img.shape[-2:]
-    t = taps.to(device=img.device, dtype=work)
-    ah = reflect_filter_matrix(h, t)
-    aw = ah if w == h else reflect_filter_matrix(w, t)
+    if taps is None:
+        bh, bw = _usm_blocks(h, img.device, work), _usm_blocks(w, img.device, work)
+    else:
+        t = taps.to(device=img.device, dtype=work)
+        bh = _band_blocks(h, t)
+        bw = bh if w == h else _band_blocks(w, t)
     x = img.to(work)
-    return (ah @ x @ aw.T).to(img.dtype)
+    rows = torch.cat([torch.matmul(a, x[..., cs:ce, :]) for cs, ce, a in bh], dim=-2)
+    out = torch.cat([torch.matmul(rows[..., cs:ce], a.T) for cs, ce, a in bw], dim=-1)
+    return out.to(img.dtype)
 
 
 def usm_sharpen(img: Tensor, weight: float = 0.5, threshold: float = 10.0) -> Tensor:
@@ -78,10 +106,9 @@ def usm_sharpen(img: Tensor, weight: float = 0.5, threshold: float = 10.0) -> Te
         raise ValueError(
             f"usm_sharpen: the image must be larger than {USM_RADIUS // 2} px per side, got {h}x{w}"
         )
-    taps = gaussian_1d(device=img.device)
-    blur = separable_filter(img, taps)
-    residual = img - blur
-    mask = (residual.abs() * 255 > threshold).to(img.dtype)
-    soft = separable_filter(mask, taps)
-    sharp = torch.clamp(img + weight * residual, 0, 1)
-    return soft * sharp + (1 - soft) * img
+    residual = img - separable_filter(img)
+    mask = (residual.abs().mul_(255) > threshold).to(img.dtype)
+    soft = separable_filter(mask)
+    # soft·sharp + (1 - soft)·img, written as img + soft·(sharp - img) with fewer full-size passes
+    sharp = torch.add(img, residual, alpha=weight).clamp_(0, 1)
+    return sharp.sub_(img).mul_(soft).add_(img)
