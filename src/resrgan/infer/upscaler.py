@@ -642,6 +642,15 @@ class RealESRGANer:
         return self._up.enhance(img, outscale=outscale, alpha_upsampler=alpha_upsampler)
 
 
+def _params_first(path: Path) -> dict[str, torch.Tensor]:
+    """The original's ``dni`` reads the ``params`` key; files without it fall back to the usual."""
+    from ..weights.load import _read_raw, select_state_dict
+
+    raw = _read_raw(path)
+    key = "params" if isinstance(raw, dict) and "params" in raw else None
+    return select_state_dict(raw, key=key, source=str(path))
+
+
 def _legacy_state_dict(
     model_path: str | Path | list[str | Path], dni_weight: list[float] | None
 ) -> dict[str, torch.Tensor]:
@@ -661,6 +670,6 @@ def _legacy_state_dict(
                 f"dni_weight: {dni_weight} must give one weight per model_path ({len(model_path)})"
             )
         # the original's dni() reads only the 'params' key of every file
-        sds = [load_state_dict(local(p), key="params") for p in model_path]
+        sds = [_params_first(local(p)) for p in model_path]
         return {k: sum(wt * sd[k] for wt, sd in zip(dni_weight, sds, strict=True)) for k in sds[0]}
     return load_state_dict(local(model_path))
