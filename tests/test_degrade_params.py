@@ -197,3 +197,10 @@ def test_same_seed_same_params_and_json_round_trip() -> None:
 def test_too_small_gt_is_refused() -> None:
     with pytest.raises(ConfigError, match="gives an LQ of 50x100, smaller than the LQ patch 64"):
         sample_degradation(2, CFG, generator=torch.Generator(), gt_size_in=(200, 400))
+
+
+def test_shipped_yaml_equals_the_defaults() -> None:
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "degradation_x4plus.yaml"
+    assert load_config(DegradationConfig, path) == DegradationConfig()
