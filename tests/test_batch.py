@@ -12,6 +12,7 @@ import json
 import os
 import struct
 import subprocess
+import sys
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -343,6 +344,21 @@ def test_corpus_folder(tmp_path: Path) -> None:
     assert (s.done, len(s.failed), s.non_images) == (len(good), len(corpus.BAD) + 1, 1)
     written = _names(tmp_path / "out")
     assert written == {by_input[p].output.name for p in good}  # type: ignore[union-attr]
+
+
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="needs byte file names")
+def test_undecodable_file_name_is_refused_not_a_crash(tmp_path: Path) -> None:
+    # OpenCV segfaults on such paths; the batch refuses them with a line and goes on
+    src, _ = _folder(tmp_path, 1)
+    raw = os.fsencode(src) + b"/caf\xe9.png"
+    with open(raw, "wb") as fh:
+        fh.write((src / "img0.png").read_bytes())
+    s = run_jobs(plan_jobs(src, tmp_path / "o"), Repeat())
+    assert s.done == 1
+    assert s.failed == [
+        (src / os.fsdecode(b"caf\xe9.png"), "the file name is not valid UTF-8 (undecodable "
+         "bytes); rename the file")
+    ]  # fmt: skip
 
 
 def test_runtime_error_in_model_is_one_line(tmp_path: Path) -> None:

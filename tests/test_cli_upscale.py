@@ -373,6 +373,24 @@ def test_spaces_and_unicode(tmp_path: Path, tiny: tuple[Path, Any]) -> None:
     assert _files(out) == {"été à Paris 写真_out.png"}
 
 
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="needs byte file names")
+def test_undecodable_name_prints_escaped(
+    tmp_path: Path, tiny: tuple[Path, Any], capsys: Any
+) -> None:
+    src = tmp_path / "in"
+    _png(src / "ok.png", _rgb(0))
+    with open(os.fsencode(src) + b"/caf\xe9.png", "wb") as fh:
+        fh.write((src / "ok.png").read_bytes())
+    base = ["upscale", "-i", str(src), "-o", str(tmp_path / "o"), "--model_path", str(tiny[0])]
+    assert main(base) == 1
+    cap = capsys.readouterr()
+    assert "done 1, skipped 0, failed 1" in cap.out
+    assert f"failed   {src}/caf\\udce9.png: the file name is not valid UTF-8" in cap.err
+    assert main([*base, "--json"]) == 1
+    lines = [json.loads(ln) for ln in capsys.readouterr().out.splitlines()]
+    assert lines[0]["input"] == str(src / os.fsdecode(b"caf\xe9.png"))
+
+
 def test_json_lines(tmp_path: Path, tiny: tuple[Path, Any], capsys: Any) -> None:
     src = tmp_path / "in"
     _png(src / "a.png", _rgb(0))

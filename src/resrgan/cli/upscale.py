@@ -279,6 +279,17 @@ def _make_upscaler(args: argparse.Namespace) -> Any:
         raise UsageError(str(e)) from None
 
 
+def _printable(text: str, stream: Any) -> str:
+    """``text`` made encodable for ``stream``: undecodable file-name bytes (surrogates) or
+    characters the terminal cannot show become backslash escapes instead of crashing the batch."""
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    try:
+        text.encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        return text.encode(encoding, "backslashreplace").decode(encoding, "replace")
+    return text
+
+
 class _Reporter:
     """Prints per-file lines (text or JSON) and drives the tqdm bar; the only place that prints."""
 
@@ -292,6 +303,7 @@ class _Reporter:
 
     def _print(self, line: str, *, err: bool = False) -> None:
         stream = sys.stderr if err else sys.stdout
+        line = _printable(line, stream)
         if self.bar is not None:
             self.bar.write(line, file=stream)
         else:
@@ -299,7 +311,7 @@ class _Reporter:
 
     def __call__(self, event: Any) -> None:
         if self.as_json:
-            print(json.dumps(event.as_dict(), ensure_ascii=False), flush=True)
+            print(json.dumps(event.as_dict()), flush=True)
         elif event.status == "done":
             self._print(f"done     {event.input} -> {event.output} ({event.seconds:.1f} s)")
         elif event.status == "skipped":
@@ -317,7 +329,7 @@ class _Reporter:
     def summary(self, summary: Any) -> None:
         self.close()
         if self.as_json:
-            print(json.dumps(summary.as_dict(), ensure_ascii=False), flush=True)
+            print(json.dumps(summary.as_dict()), flush=True)
             return
         parts = [
             f"done {summary.done}",
@@ -328,9 +340,11 @@ class _Reporter:
         line = ", ".join(parts) + f" ({summary.seconds:.1f} s)"
         if summary.interrupted:
             line += "; interrupted: run the same command again to resume"
-        print(line, flush=True)
+        print(_printable(line, sys.stdout), flush=True)
         for path, reason in summary.failed:
-            print(f"  failed: {path}: {reason}", file=sys.stderr, flush=True)
+            print(
+                _printable(f"  failed: {path}: {reason}", sys.stderr), file=sys.stderr, flush=True
+            )
 
 
 class _NotLoaded:

@@ -353,6 +353,27 @@ def _guard_output(
             raise _Refuse(f"output {output} is a folder; remove it or choose another --suffix")
 
 
+def _check_encodable(input: Path, output: Path) -> None:
+    """Refuse paths that are not valid UTF-8 (undecodable bytes in a file name): OpenCV's Python
+    binding crashes the whole process on them (segfault in cv2.imread/imwrite, opencv 5.0)."""
+
+    def bad(p: Path) -> bool:
+        try:
+            os.fspath(p).encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+
+    if bad(input):
+        raise _Refuse("the file name is not valid UTF-8 (undecodable bytes); rename the file")
+    if bad(output):
+        shown = os.fspath(output).encode("utf-8", "backslashreplace").decode("utf-8")
+        raise _Refuse(
+            f"the output path {shown} is not valid UTF-8 (undecodable bytes); choose another "
+            "-o/--output"
+        )
+
+
 def _process(
     job: Job,
     upscaler: SupportsUpscale,
@@ -373,6 +394,7 @@ def _process(
             "output name); rename one of them, or run it alone with another --suffix"
         )
     _guard_output(job, job.output, inputs, written, overwrite)
+    _check_encodable(job.input, job.output)
     image = read_image(job.input, **read_kwargs)
     output = _final_output(job, image)
     if output != job.output:
