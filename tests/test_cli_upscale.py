@@ -365,6 +365,18 @@ def test_output_equal_to_input_refused(tmp_path: Path, tiny: tuple[Path, Any], c
     assert _files(src) == {"a.png"}
 
 
+def test_output_named_like_a_file_is_a_folder(
+    tmp_path: Path, tiny: tuple[Path, Any], capsys: Any
+) -> None:
+    src = _png(tmp_path / "a.png", _rgb(0))
+    out = tmp_path / "big.png"
+    assert main(["upscale", "-i", str(src), "-o", str(out), "--model_path", str(tiny[0])]) == 0
+    assert out.is_dir() and _files(out) == {"a_out.png"}
+    assert f"-o/--output names a folder (as in the original); outputs go inside {out}/" in (
+        capsys.readouterr().err
+    )
+
+
 def test_spaces_and_unicode(tmp_path: Path, tiny: tuple[Path, Any]) -> None:
     src = tmp_path / "my photos"
     _png(src / "été à Paris 写真.png", _rgb(2))

@@ -415,6 +415,16 @@ def _run(args: argparse.Namespace) -> int:
     jobs = plan_jobs(
         Path(args.input), output_dir, suffix=args.suffix, ext=args.ext, recursive=args.recursive
     )
+    if (
+        not output_dir.exists()
+        and output_dir.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff")
+        and not args.json
+    ):
+        print(
+            f"resrgan upscale: warning: -o/--output names a folder (as in the original); "
+            f"outputs go inside {output_dir}/",
+            file=sys.stderr,
+        )
     _check_output_folder(output_dir)
     reporter = _Reporter(len(jobs), as_json=args.json, bar=True)
     if not jobs:
