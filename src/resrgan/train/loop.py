@@ -503,6 +503,12 @@ def _run(
             pool.load_state_dict(_to_device(st["pool"], device))
         if info.is_main:  # the states saved are rank 0's
             check_rng_states(st["rng"], cfg, info, start + 1)
+        changed = _config_changes(st["config"], config_to_dict(cfg))
+        if changed:
+            log.warning(
+                "resuming with a config that differs from the checkpoint's: %s",
+                ", ".join(changed[:8]),
+            )
         log.info("resumed from %s (step %d)", path, start)
     if start >= cfg.total_iters:
         log.info("nothing to do: the run is at step %d of %d", start, cfg.total_iters)
@@ -659,6 +665,19 @@ def _run(
     return TrainResult(
         run_dir=run_dir, step=step, model_path=run_dir / "model.safetensors", last_val=last_val
     )
+
+
+def _config_changes(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two config dicts (total_iters, data.root ignored)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for k in sorted(set(old) | set(new)):
+            out += _config_changes(old.get(k), new.get(k), f"{prefix}{k}.")
+        return out
+    key = prefix.rstrip(".")
+    if key in ("total_iters", "data.root") or old == new:
+        return []
+    return [f"{key}: {old!r} -> {new!r}"]
 
 
 def _to_device(obj: Any, device: torch.device | str) -> Any:
