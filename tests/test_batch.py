@@ -290,17 +290,38 @@ def test_output_equal_to_input_is_refused(tmp_path: Path) -> None:
     assert {p.name: p.read_bytes() for p in src.iterdir()} == before
 
 
+def test_same_folder_rerun_does_not_take_outputs_as_inputs(tmp_path: Path) -> None:
+    src, _ = _folder(tmp_path, 2)
+    inputs = {p.name: p.read_bytes() for p in src.iterdir()}
+    s = run_jobs(plan_jobs(src, src), Repeat())
+    assert (s.done, s.skipped) == (2, 0)
+    expected = {"img0.png", "img1.png", "img0_out.png", "img1_out.png"}
+    assert _names(src) == expected
+    jobs = plan_jobs(src, src)
+    assert [j.input.name for j in jobs] == ["img0.png", "img1.png"]
+    s2 = run_jobs(jobs, Repeat())
+    assert (s2.done, s2.skipped) == (0, 2)
+    s3 = run_jobs(plan_jobs(src, src), Repeat(), overwrite=True)
+    assert (s3.done, s3.skipped) == (2, 0)
+    assert _names(src) == expected  # no img0_out_out.png generation
+    assert {n: (src / n).read_bytes() for n in inputs} == inputs
+
+
 def test_overwrite_never_replaces_another_input(tmp_path: Path) -> None:
-    # same folder in and out: a.png -> a_out.png, which is itself an input of this batch
+    # deep.png is 16-bit: with --ext jpg its output becomes deep_out.png (known only after reading),
+    # and deep_out.png is another input of this batch: refused even with overwrite
+    import cv2
+
     src = tmp_path / "in"
-    _write_png(src / "a.png", _image(1))
-    _write_png(src / "a_out.png", _image(2))
-    before = (src / "a_out.png").read_bytes()
-    s = run_jobs(plan_jobs(src, src), Repeat(), overwrite=True)
-    assert (src / "a_out.png").read_bytes() == before
-    assert [p.name for p, _ in s.failed] == ["a.png"]
-    assert "is also an input of this batch" in s.failed[0][1]
-    assert s.done == 1 and (src / "a_out_out.png").exists()
+    src.mkdir()
+    cv2.imwrite(str(src / "deep.png"), _image(1).astype(np.uint16) * 257)
+    _write_png(src / "deep_out.png", _image(2))
+    before = (src / "deep_out.png").read_bytes()
+    s = run_jobs(plan_jobs(src, src, ext="jpg"), Repeat(), overwrite=True)
+    assert (src / "deep_out.png").read_bytes() == before
+    assert [p.name for p, _ in s.failed] == ["deep.png"]
+    assert "is also an input of this batch; refusing to overwrite it" in s.failed[0][1]
+    assert s.done == 1 and (src / "deep_out_out.jpg").exists()
 
 
 def test_bad_files_fail_one_line_each_and_batch_goes_on(tmp_path: Path) -> None:

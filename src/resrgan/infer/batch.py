@@ -139,7 +139,7 @@ class Summary:
         }
 
 
-# --------------------------------------------------------------------------------------------- plan
+# --- planning ------------------------------------------------------------------------------
 
 
 def _normalise_ext(ext: str) -> str:
@@ -181,21 +181,6 @@ def _same_path(a: Path, b: Path) -> bool:
     except OSError:
         pass
     return os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
-
-
-def _resolved(p: Path) -> Path:
-    try:
-        return p.resolve()
-    except OSError:
-        return Path(os.path.abspath(p))
-
-
-def _is_within(path: Path, folder: Path) -> bool:
-    try:
-        _resolved(path).relative_to(_resolved(folder))
-    except ValueError:
-        return False
-    return True
 
 
 def _walk(root: Path, *, recursive: bool, exclude: Path) -> Iterable[tuple[Path, Path]]:
@@ -256,6 +241,13 @@ def plan_jobs(
             non_images.append(path)
             continue
         found.append((path, out_dir / rel / output_name(path, suffix, _planned_ext(path, ext))))
+    # With -o equal to the input folder, earlier outputs (a_out.png next to a.png) are outputs of
+    # this batch, not inputs: otherwise every rerun would make a new generation (a_out_out.png).
+    made_by = {os.path.normcase(os.path.abspath(t)): p for p, t in found}
+    outputs = [p for p, _ in found if made_by.get(os.path.normcase(os.path.abspath(p)), p) != p]
+    if outputs:
+        logger.info("%s: %d file(s) are outputs of other inputs; not inputs", src, len(outputs))
+        found = [(p, t) for p, t in found if p not in outputs]
     # Two inputs may map to one output (a.gif and a.png both give a_out.png): the output belongs to
     # the input with the same extension, else to the first in sorted order; the others are refused.
     owner: dict[str, Path] = {}
@@ -273,7 +265,7 @@ def plan_jobs(
     return JobList(jobs, non_images=non_images)
 
 
-# --------------------------------------------------------------------------------------------- runn
+# --- running -------------------------------------------------------------------------------
 
 
 def _reason(err: BaseException, path: Path) -> str:
