@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import torch
@@ -142,3 +143,42 @@ def test_ema_rejects_bad_decay() -> None:
     net = nn.Linear(2, 2)
     with pytest.raises(ValueError, match="ema_decay must be in \\[0, 1\\], got 1.5"):
         ema_update(make_ema(net), net, 1.5)
+
+
+def test_pool_targets_esrnet_pools_sharpened_gt_esrgan_recomputes_usm() -> None:
+    from pathlib import Path
+
+    from resrgan.degrade.params import sample_degradation
+    from resrgan.degrade.pipeline import make_training_batch
+    from resrgan.degrade.pool import PairPool
+    from resrgan.degrade.sharpen import usm_sharpen
+    from resrgan.train.config import load_train_config
+    from resrgan.train.steps import synthesize_batch
+
+    cfg = load_train_config(Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml")
+    gt400 = torch.rand(2, 3, 96, 96, generator=torch.Generator().manual_seed(0))
+    params = sample_degradation(
+        2, cfg.degradation, generator=torch.Generator().manual_seed(7), gt_size_in=(96, 96)
+    )
+    ref = make_training_batch(gt400, params, cfg.degradation)  # computed independently
+    assert not torch.equal(ref.gt, ref.gt_usm)
+
+    def run(model: str) -> tuple[Batch, PairPool]:
+        pool = PairPool(4)
+        b = synthesize_batch(
+            gt400,
+            dataclasses.replace(cfg, model=model),
+            pool,
+            generator=torch.Generator().manual_seed(7),
+            pool_generator=torch.Generator().manual_seed(8),
+        )
+        return b, pool
+
+    b, pool = run("esrnet")  # gt_usm: true -> L1 against the sharpened GT, which is pooled
+    torch.testing.assert_close(b.lq, ref.lq, rtol=0, atol=0)
+    torch.testing.assert_close(b.gt, ref.gt_usm, rtol=0, atol=0)
+    torch.testing.assert_close(pool.gt[:2], ref.gt_usm, rtol=0, atol=0)
+    b, pool = run("esrgan")  # the pool holds the unsharpened GT; USM is recomputed after it
+    torch.testing.assert_close(b.gt, ref.gt, rtol=0, atol=0)
+    torch.testing.assert_close(pool.gt[:2], ref.gt, rtol=0, atol=0)
+    torch.testing.assert_close(b.gt_usm, usm_sharpen(ref.gt), rtol=0, atol=0)
