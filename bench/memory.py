@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 MiB = 1024 * 1024
 
@@ -105,7 +106,9 @@ def main() -> int:
                 log = work / f"log_{size}_{ext}.txt"
                 seconds, rss, rc = run_case(cmd, log)
                 lines = log.read_text(errors="replace").splitlines()
-                event = next((json.loads(ln) for ln in lines if ln.startswith('{"input"')), {})
+                event: dict[str, Any] = next(
+                    (json.loads(ln) for ln in lines if ln.startswith('{"input"')), {}
+                )
                 status = event.get("status", f"rc={rc}")
                 if status != "done":
                     status = f"{status}: {(event.get('error') or lines[-1:] or ['?'])!s:.80}"

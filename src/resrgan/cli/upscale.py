@@ -234,7 +234,7 @@ def _check_device(device: str | None, gpu_id: int | None) -> None:
                 f"--device: {device!r} is not a torch device; use cpu, cuda, cuda:N or mps"
             ) from None
     else:
-        dev = torch.device("cuda", gpu_id)
+        dev = torch.device("cuda", int(gpu_id or 0))
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise UsageError(
@@ -353,7 +353,8 @@ class _NotLoaded:
     def output_shape(self, h: int, w: int, *, outscale: float | None = None) -> tuple[int, int]:
         raise RuntimeError("the model was not loaded because every output existed")
 
-    upscale = output_shape  # type: ignore[assignment]
+    def upscale(self, image: Any, *, outscale: float | None = None) -> Any:
+        raise RuntimeError("the model was not loaded because every output existed")
 
 
 class _LowerLevelFormatter(logging.Formatter):
@@ -434,7 +435,7 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     _check_device(args.device, args.gpu_id)
     pending = args.overwrite or any(j.conflict is None and not j.output.exists() for j in jobs)
-    upscaler = _make_upscaler(args) if pending else _NotLoaded()
+    upscaler: Any = _make_upscaler(args) if pending else _NotLoaded()
     try:
         summary = run_jobs(
             jobs,
