@@ -89,6 +89,16 @@ def _parse(*argv: str) -> Any:
     return build_parser("upscale").parse_args(["upscale", *argv])
 
 
+def test_module_import_is_light() -> None:
+    code = (
+        "import sys, resrgan.cli.upscale, resrgan.infer.batch; "
+        "print(sorted(m for m in ('torch', 'numpy', 'cv2', 'PIL') if m in sys.modules))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env())
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
+
+
 def test_defaults_are_the_originals() -> None:
     a = _parse("-i", "x")
     got = (a.output, a.model_name, a.outscale, a.tile_pad, a.pre_pad, a.suffix, a.ext)
