@@ -527,6 +527,32 @@ def test_model_not_loaded_when_every_output_exists(
     assert "done 0, skipped 2, failed 0" in capsys.readouterr().out
 
 
+def test_progress_bar_on_a_terminal(
+    tmp_path: Path, tiny: tuple[Path, Any], monkeypatch: Any, capsys: Any
+) -> None:
+    import io
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    err = Tty()
+    monkeypatch.setattr(sys, "stderr", err)
+    src = tmp_path / "in"
+    for i in range(3):
+        _png(src / f"a{i}.png", _rgb(i))
+    rc = main(["upscale", "-i", str(src), "-o", str(tmp_path / "o"), "--model_path", str(tiny[0])])
+    assert rc == 0
+    assert "3/3" in err.getvalue() and "img" in err.getvalue()
+    out = capsys.readouterr().out
+    assert out.count("done     ") == 3 and "done 3, skipped 0, failed 0" in out
+    err2 = Tty()
+    monkeypatch.setattr(sys, "stderr", err2)
+    assert main(["upscale", "-i", str(src), "-o", str(tmp_path / "j"), "--json",
+                 "--model_path", str(tiny[0])]) == 0  # fmt: skip
+    assert "3/3" not in err2.getvalue()  # no bar with --json
+
+
 def test_ctrl_c_in_process(tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:
     import resrgan.cli.upscale as cli
 
