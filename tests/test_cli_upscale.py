@@ -149,7 +149,7 @@ def test_flags_reach_the_upscaler(tmp_path: Path, tiny: tuple[Path, Any], monkey
     rc = main([
         "upscale", "-i", str(src), "-o", str(tmp_path / "o"), "--model_path", str(tiny[0]),
         "-t", "0", "--tile-pad", "3", "--pre_pad", "2", "--fp32", "-dn", "0.3",
-        "--alpha_upsampler", "bicubic", "-n", "RealESRGAN_x4plus.pth",
+        "--alpha_upsampler", "bicubic", "-n", "RealESRGAN_x4plus.pth", "--tile-overlap", "4",
     ])  # fmt: skip
     assert rc == 0
     assert seen == dict(
@@ -163,6 +163,7 @@ def test_flags_reach_the_upscaler(tmp_path: Path, tiny: tuple[Path, Any], monkey
         precision="fp32",
         alpha_upsampler="bicubic",
         denoise_strength=0.3,
+        tile_overlap=4,
     )
 
 
@@ -176,6 +177,7 @@ BAD_FLAGS = [
     (["-t", "big"], "invalid tile 'big': use 'auto' or a whole number"),
     (["--tile_pad", "-1"], "--tile_pad: -1 is negative"),
     (["--pre_pad", "-1"], "--pre_pad: -1 is negative"),
+    (["--tile-overlap", "-1"], "--tile_overlap: -1 is negative"),
     (["-dn", "1.5"], "-dn/--denoise_strength: 1.5 is outside [0, 1]"),
     (["--ext", "gif"], "invalid choice: 'gif'"),
     (["--fp32", "--bf16"], "not allowed with argument"),

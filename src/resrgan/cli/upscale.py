@@ -107,6 +107,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="pre padding (default: 0)",
     )
+    a(
+        "--tile_overlap",
+        "--tile-overlap",
+        dest="tile_overlap",
+        type=int,
+        default=None,
+        help="blend width around tile seams (not in the original, which hard-crops tiles; "
+        "default: the upscaler's)",
+    )
     prec = parser.add_mutually_exclusive_group()
     prec.add_argument("--fp32", action="store_true", help="full precision (default on CPU)")
     prec.add_argument("--bf16", action="store_true", help="bfloat16 (CPU or GPU)")
@@ -172,6 +181,8 @@ def _validate(args: argparse.Namespace) -> None:
         )
     if args.tile_pad < 0:
         raise UsageError(f"--tile_pad: {args.tile_pad} is negative; use 0 or more (default 10)")
+    if args.tile_overlap is not None and args.tile_overlap < 0:
+        raise UsageError(f"--tile_overlap: {args.tile_overlap} is negative; use 0 or more")
     if args.pre_pad < 0:
         raise UsageError(f"--pre_pad: {args.pre_pad} is negative; use 0 or more (default 0)")
     if not (math.isfinite(args.denoise_strength) and 0.0 <= args.denoise_strength <= 1.0):
@@ -262,6 +273,9 @@ def _make_upscaler(args: argparse.Namespace) -> Any:
     from ..infer.upscaler import Upscaler
 
     model = args.model_name.split(".", 1)[0]
+    extra: dict[str, Any] = {}
+    if args.tile_overlap is not None:
+        extra["tile_overlap"] = args.tile_overlap
     try:
         return Upscaler(
             model,
@@ -274,6 +288,7 @@ def _make_upscaler(args: argparse.Namespace) -> Any:
             precision=_precision(args),
             alpha_upsampler=ALPHA_UPSAMPLERS[args.alpha_upsampler],
             denoise_strength=args.denoise_strength,
+            **extra,
         )
     except ModelNotFoundError as e:
         raise UsageError(str(e)) from None
