@@ -98,7 +98,7 @@ def make_generator(*parts: object, device: str | torch.device = "cpu") -> torch.
 
 
 class ShardedBatchSampler:
-    """Infinite sampler of ``(epoch, index)`` keys, ``batch_size`` per rank per step.
+    """Infinite sampler of ``(draw_epoch, index)`` keys, ``batch_size`` per rank per step.
 
     Epoch ``e`` is a permutation of the dataset drawn from (seed, e); when the dataset is smaller
     than one global batch, further permutations are appended. Global batch ``j`` of an epoch is the
@@ -125,20 +125,20 @@ class ShardedBatchSampler:
         self.world_size = world_size
         self.start = start
         global_batch = batch_size * world_size
-        repeats = -(-global_batch // num_items)  # ceil
-        self.epoch_len = max(num_items * repeats // global_batch, 1) * global_batch
+        self.repeats = -(-global_batch // num_items)  # ceil: passes over the data per epoch
+        self.epoch_len = max(num_items * self.repeats // global_batch, 1) * global_batch
         self.batches_per_epoch = self.epoch_len // global_batch
 
-    def epoch_order(self, epoch: int) -> list[int]:
-        parts = []
-        total = 0
-        r = 0
-        while total < self.epoch_len:
+    def epoch_order(self, epoch: int) -> list[tuple[int, int]]:
+        """``(draw_epoch, index)`` keys of one epoch. A small dataset is passed over several times
+        per epoch; each pass gets its own draw epoch ``epoch * repeats + pass`` so that repeated
+        images get their own flips and crops."""
+        keys: list[tuple[int, int]] = []
+        for r in range(self.repeats):
             g = make_generator(self.seed, "data-order", epoch, r)
-            parts.append(torch.randperm(self.n, generator=g))
-            total += self.n
-            r += 1
-        return torch.cat(parts)[: self.epoch_len].tolist()
+            draw_epoch = epoch * self.repeats + r
+            keys += [(draw_epoch, i) for i in torch.randperm(self.n, generator=g).tolist()]
+        return keys[: self.epoch_len]
 
     def position(self, batches_done: int) -> tuple[int, int]:
         """(epoch, batch within the epoch) after ``batches_done`` batches."""
@@ -151,8 +151,7 @@ class ShardedBatchSampler:
             order = self.epoch_order(epoch)
             while j < self.batches_per_epoch:
                 lo = j * gb + self.rank * self.batch_size
-                for idx in order[lo : lo + self.batch_size]:
-                    yield epoch, idx
+                yield from order[lo : lo + self.batch_size]
                 j += 1
             epoch, j = epoch + 1, 0
 
