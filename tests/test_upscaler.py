@@ -372,7 +372,7 @@ class BadInHalf(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.interpolate(x, scale_factor=2, mode="nearest") * self.w
-        if x.dtype != torch.float32:
+        if self.w.dtype != torch.float32:  # weights in bf16/fp16: the reduced-precision run
             return y * float("nan") if self.kind == "nan" else y * 0
         return y
 
@@ -462,3 +462,31 @@ def test_output_shape_matches_upscale() -> None:
     assert up.output_shape(10, 7, outscale=2.5) == (25, 17)
     with pytest.raises(UsageError, match="image size 0x7 must be positive"):
         up.output_shape(0, 7)
+
+
+def test_fp32_residual_patch_changes_nothing_in_fp32_and_is_idempotent() -> None:
+    from resrgan.infer.precision import keep_residual_fp32
+
+    torch.manual_seed(0)
+    net = RRDBNet(num_feat=8, num_block=2, num_grow_ch=4)
+    x = torch.rand(1, 3, 12, 12)
+    with torch.no_grad():
+        before = net(x)
+        assert keep_residual_fp32(net) == 6 and keep_residual_fp32(net) == 6
+        torch.testing.assert_close(net(x), before, rtol=0, atol=0)
+        net.to(torch.bfloat16)
+        seen: list[torch.dtype] = []
+        net.body.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = net(x).float()
+    assert seen == [torch.float32]  # the residual trunk stayed fp32
+    assert 0 < float((y - before).abs().max()) < 0.05
+
+
+def test_bf16_upscaler_on_rrdbnet_is_close_to_fp32() -> None:
+    torch.manual_seed(0)
+    net = RRDBNet(num_feat=8, num_block=2, num_grow_ch=4)
+    img = _rand((16, 16, 3), np.uint8)
+    a = Upscaler(net, tile=0).upscale(img)
+    b = Upscaler(net, tile=0, precision="bf16").upscale(img)
+    assert 35.0 < _psnr(a, b) < float("inf")

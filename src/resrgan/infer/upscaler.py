@@ -37,6 +37,7 @@ from ..errors import ModelNotFoundError, ResrganError, UsageError, WeightsError
 from .precision import (
     half_output_is_bad,
     is_out_of_memory,
+    keep_residual_fp32,
     resolve_device,
     resolve_precision,
 )
@@ -427,12 +428,18 @@ class Upscaler:
         x = torch.from_numpy(np.ascontiguousarray(patch)).to(torch.float32)
         x = x.div_(max_range)
         x = x.unsqueeze(0).expand(3, -1, -1) if x.ndim == 2 else x.permute(2, 0, 1)
-        x = x.unsqueeze(0).to(self.device, self.dtype)
+        x = x.unsqueeze(0).to(self.device)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         else:
             x = x.contiguous()
-        y = self.model(x)
+        if self.dtype == torch.float32:
+            y = self.model(x)
+        else:
+            # reduced precision: weights already in self.dtype; autocast runs the convs in it while
+            # fp32 tensors (input, RRDBNet trunk, SRVGG's skip) stay fp32
+            with torch.autocast(self.device.type, dtype=self.dtype):
+                y = self.model(x)
         if self.dtype != torch.float32 and half_output_is_bad(x, y):
             raise _HalfPrecisionFailed()
         return y[0].to("cpu", torch.float32).contiguous().numpy()
@@ -440,13 +447,17 @@ class Upscaler:
     # ------------------------------------------------------------------ setup helpers
     def _place_model(self) -> None:
         self.model.to(self.device, self.dtype)
+        if self.dtype != torch.float32:
+            keep_residual_fp32(self.model)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
 
     def _probe_scale(self) -> int:
-        with torch.inference_mode():
-            x = torch.zeros(1, 3, 16, 16, device=self.device, dtype=self.dtype)
-            y = self.model(x)
+        with (
+            torch.inference_mode(),
+            torch.autocast(self.device.type, self.dtype, enabled=self.dtype != torch.float32),
+        ):
+            y = self.model(torch.zeros(1, 3, 16, 16, device=self.device))
         scale = y.shape[-1] / 16
         if scale != int(scale) or y.shape[-2] != y.shape[-1]:
             raise WeightsError(
