@@ -517,6 +517,24 @@ def test_icc_and_16_bit_are_kept(tmp_path: Path) -> None:
     np.testing.assert_array_equal(got[..., ::-1], np.repeat(np.repeat(a16, 2, 0), 2, 1))
 
 
+def test_exif_is_carried_with_orientation_reset(tmp_path: Path) -> None:
+    corpus = pytest.importorskip("_corpus")
+    src = tmp_path / "in"
+    src.mkdir()
+    path = corpus.make_exif_jpeg(src, 6)
+    with Image.open(path) as im:
+        stored = im.size
+        make = im.getexif().get(0x010F)
+    assert make
+    s = run_jobs(plan_jobs(src, tmp_path / "o"), Repeat())
+    assert s.done == 1
+    with Image.open(tmp_path / "o" / f"{path.stem}_out.jpg") as out:
+        exif = out.getexif()
+        assert exif.get(0x0112) == 1 and exif.get(0x010F) == make
+        # orientation 6 was applied to the pixels: width and height swap, then x2
+        assert out.size == (2 * stored[1], 2 * stored[0])
+
+
 def test_event_and_summary_are_json(tmp_path: Path) -> None:
     e = Event(Path("a b/ü.png"), None, "failed", 0.123456, "bad", 0, 1)
     d = json.loads(json.dumps(e.as_dict()))
