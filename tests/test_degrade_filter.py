@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import ndimage
 
 from resrgan.degrade.filter import filter2d
@@ -116,3 +118,24 @@ def test_resize_rejects_bad_arguments() -> None:
         resize(x, mode="nearest", scale_factor=2.0)
     with pytest.raises(ValueError, match="exactly one of scale_factor or size"):
         resize(x, mode="area")
+
+
+@settings(max_examples=15)
+@given(
+    b=st.integers(1, 3),
+    h=st.integers(11, 40),
+    w=st.integers(11, 40),
+    k=st.sampled_from([1, 3, 7, 21]),
+    method=st.sampled_from(["direct", "fft"]),
+)
+def test_property_batched_equals_looped_any_shape(
+    b: int, h: int, w: int, k: int, method: str
+) -> None:
+    if k // 2 >= min(h, w):
+        k = 3
+    x = torch.rand(b, 3, h, w, dtype=torch.float64)
+    ker = torch.rand(b, k, k, dtype=torch.float64)
+    out = filter2d(x, ker, method=method)
+    assert out.shape == x.shape
+    loop = torch.cat([filter2d(x[i : i + 1], ker[i : i + 1], method="direct") for i in range(b)])
+    torch.testing.assert_close(out, loop, atol=1e-10, rtol=1e-10)

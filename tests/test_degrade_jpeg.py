@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from resrgan.degrade.jpeg import dct_matrix, jpeg_compress, quality_to_factor
@@ -130,3 +132,13 @@ def test_upstream_table_layout_is_the_transpose(hr_val_dir: Path) -> None:
         up = jpeg_compress(x, 50.0)[0].permute(1, 2, 0).numpy()
         gains.append(psnr(lib, ref) - psnr(up, ref))
     assert np.mean(gains) > 2.0
+
+
+@settings(max_examples=15)
+@given(h=st.integers(1, 40), w=st.integers(1, 40), q=st.floats(30, 95))
+def test_property_any_size_keeps_shape_and_range(h: int, w: int, q: float) -> None:
+    # odd and tiny sizes work too: the zero padding makes them multiples of 16
+    x = torch.rand(2, 3, h, w, generator=torch.Generator().manual_seed(h * 41 + w))
+    out = jpeg_compress(x, q)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    assert out.min() >= 0 and out.max() <= 1

@@ -207,3 +207,19 @@ def test_pool_state_round_trip_continues_identically() -> None:
 def test_pool_size_must_be_a_multiple_of_the_batch() -> None:
     with pytest.raises(ConfigError, match="queue_size: 180 is not divisible by the batch size 7"):
         PairPool(180).push_pop(*ids(7, 0), generator=torch.Generator())
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float64])
+def test_pipeline_keeps_other_dtypes(dtype: torch.dtype) -> None:
+    gt = photo(1, seed=2).to(dtype)
+    tb = make_training_batch(gt, params(1, 21), CFG)
+    assert tb.lq.dtype == dtype and tb.gt.dtype == dtype and tb.lq.shape == (1, 3, 64, 64)
+    assert tb.lq.min() >= 0 and tb.lq.max() <= 1
+    ref = make_training_batch(gt.float(), params(1, 21), CFG).lq
+    assert (tb.lq.float() - ref).abs().mean() < 0.06  # same picture, noise drawn in another dtype
+
+
+def test_queue_size_zero_means_no_pool() -> None:
+    assert DegradationConfig(queue_size=0).queue_size == 0
+    with pytest.raises(ConfigError, match="queue_size: -1 must be >= 0"):
+        DegradationConfig(queue_size=-1)

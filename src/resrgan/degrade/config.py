@@ -85,9 +85,13 @@ class DegradationConfig:
             value = getattr(self, name)
             if isinstance(value, list):  # tolerate lists from direct construction
                 object.__setattr__(self, name, tuple(value))
-        for name in ("scale", "gt_size", "crop_pad_size", "queue_size"):
+        for name in ("scale", "gt_size", "crop_pad_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"degradation.{name}: {getattr(self, name)} must be >= 1")
+        if self.queue_size < 0:
+            raise ConfigError(
+                f"degradation.queue_size: {self.queue_size} must be >= 0 (0 turns the pool off)"
+            )
         if self.gt_size % self.scale:
             raise ConfigError(
                 f"degradation.gt_size: {self.gt_size} is not divisible by scale {self.scale}; "

@@ -47,8 +47,12 @@ def filter2d(
     reflect-101), then filtered without further padding, exactly as upstream ``filter2D``; the
     output has the input's shape and dtype and is not clamped. ``method='fft'`` computes the same
     correlation through a real FFT of the padded image (equal up to float rounding, ~1e-7 relative);
-    ``'auto'`` picks it for large kernels on CPU float32/64.
+    ``'auto'`` picks it for large kernels on CPU float32/64. Half-precision input on CPU is
+    computed in float32 and cast back.
     """
+    if img.device.type == "cpu" and img.dtype in (torch.float16, torch.bfloat16):
+        # CPU half-precision convolutions are slow and FFTs unsupported: compute in float32
+        return filter2d(img.float(), kernel.float(), method=method).to(img.dtype)
     kernel, k = _check(img, kernel)
     b, c, h, w = img.shape
     p = k // 2
