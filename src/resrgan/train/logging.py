@@ -24,6 +24,12 @@ def _plain(v: Any) -> Any:
     return v
 
 
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) == b"\n"
+
+
 class MetricsLogger:
     """Appends one JSON object per record to ``RUN_DIR/metrics.jsonl``; mirrors scalars to
     TensorBoard."""
@@ -31,7 +37,14 @@ class MetricsLogger:
     def __init__(self, run_dir: str | os.PathLike[str], *, tensorboard: bool = True) -> None:
         self.path = Path(run_dir) / "metrics.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        torn = (
+            self.path.is_file()
+            and self.path.stat().st_size > 0
+            and not _ends_with_newline(self.path)
+        )
         self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+        if torn:  # a killed run left half a line: start on a fresh one
+            self._fh.write("\n")
         self._tb: Any = None
         if tensorboard:
             try:
