@@ -655,7 +655,7 @@ def ncnn_to_state_dict(
     Returns ``(state_dict, info)``; ``info`` has ``arch``, ``kwargs``, ``scale``, ``storage`` (the
     weight formats found, e.g. ``["fp16"]``) and, when the graph ends in an Interp resize,
     ``outscale`` (network scale times the resize factor), ``resize_mode`` and ``resize_scale``. The
-    state dict is checked by loading it strictly into the detected network.
+    state dict's keys and shapes are checked against the detected network.
     """
     from ..nets import build_arch
 
@@ -664,14 +664,15 @@ def ncnn_to_state_dict(
     walker = _Walker(model)
     arch, kwargs, extra = _MAPPERS[arch](walker)
     sd = {k: v.contiguous() for k, v in walker.sd.items()}
-    net = build_arch(arch, **kwargs)
-    try:
-        net.load_state_dict(sd, strict=True)
-    except RuntimeError as e:
+    with torch.device("meta"):  # keys and shapes only: no memory, no init cost
+        want = {k: tuple(v.shape) for k, v in build_arch(arch, **kwargs).state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in sd.items()}
+    if got != want:
+        bad = sorted(set(got) ^ set(want)) or [k for k in want if got[k] != want[k]]
         raise WeightsError(
-            f"{model.param_path}: converted weights do not fit {arch}({kwargs}): "
-            f"{str(e).splitlines()[0]}"
-        ) from None
+            f"{model.param_path}: converted weights do not fit {arch}({kwargs}): first "
+            f"difference at '{bad[0]}' ({got.get(bad[0])} vs {want.get(bad[0])})"
+        )
     scale = kwargs.get("scale", kwargs.get("upscale", 1))
     info: dict[str, Any] = {
         "arch": arch,
