@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import typing
 from collections.abc import Sequence
 
 # subcommand -> module name under resrgan.cli
@@ -39,10 +40,24 @@ def _load(module: str):  # type: ignore[no-untyped-def]
         raise
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``resrgan CMD: error: MESSAGE (see: resrgan CMD --help)``, exit 2."""
+
+    def error(self, message: str) -> typing.NoReturn:  # type: ignore[override]
+        _print_err(f"{self.prog}: error: {message} (see: {self.prog} --help)")
+        raise SystemExit(2)
+
+
+def _print_err(text: str) -> None:
+    """Print one line to stderr even when it holds characters the terminal cannot encode."""
+    enc = getattr(sys.stderr, "encoding", None) or "utf-8"
+    print(text.encode(enc, "backslashreplace").decode(enc, "replace"), file=sys.stderr)
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     from .. import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="resrgan",
         description="Real-ESRGAN: upscale images, synthesize training pairs, train and evaluate.",
     )
@@ -78,10 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except ResrganError as e:
-        print(f"resrgan {args.command}: error: {e}", file=sys.stderr)
+        _print_err(f"resrgan {args.command}: error: {e}")
         return e.exit_code
     except KeyboardInterrupt:
-        print(f"resrgan {args.command}: interrupted", file=sys.stderr)
+        _print_err(f"resrgan {args.command}: interrupted")
         return 130
 
 
