@@ -120,3 +120,23 @@ def test_noise_keeps_shape_and_dtype(dtype: torch.dtype) -> None:
     img = torch.rand(2, 3, 17, 23, dtype=dtype)
     assert add_gaussian_noise(img, 5.0, generator=gen()).dtype == dtype
     assert add_poisson_noise(img, 1.0, generator=gen()).shape == img.shape
+
+
+def test_chunked_poisson_sampler_is_thread_count_independent_and_poisson() -> None:
+    from resrgan.degrade.noise import sample_poisson
+
+    rate = torch.full((300_000,), 7.5)
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        a = sample_poisson(rate, generator=gen(9))
+        torch.set_num_threads(2)
+        b = sample_poisson(rate, generator=gen(9))
+    finally:
+        torch.set_num_threads(old)
+    assert torch.equal(a, b)
+    n = rate.numel()
+    assert abs(a.mean().item() - 7.5) < 4.5 * math.sqrt(7.5 / n)
+    # var of the sample variance of Poisson(λ): (λ + 2λ²)/n
+    assert abs(a.var().item() - 7.5) < 4.5 * math.sqrt((7.5 + 2 * 7.5**2) / n)
+    assert torch.equal(a, a.round())
