@@ -183,9 +183,9 @@ class BandAssembler:
     """Accumulate weighted tile outputs band by band and hand finished rows to ``sink``.
 
     ``sink(row0, rows)`` receives float32 ``(C, n, out_width)`` arrays of final (blended) values
-    for output rows ``row0 .. row0 + n - 1``; rows arrive in order and each exactly once. Peak
-    float memory is about two tile rows: ``C * (tile + 2 * overlap) * scale * out_width`` floats
-    each.
+    for output rows ``row0 .. row0 + n - 1``; rows arrive in order and each exactly once (the array
+    is a view, valid during the call). Float memory: one reused buffer of one tile row,
+    ``C * (tile + 2 * overlap) * scale * out_width`` floats.
     """
 
     def __init__(
@@ -203,6 +203,7 @@ class BandAssembler:
         self._xw = [axis_weights(s, scale) for s in plan.xs]
         self._row = -1
         self._acc: np.ndarray | None = None
+        self._buf: np.ndarray | None = None  # one band-sized float buffer, reused for every band
         self._acc_start = 0
         self._yw: np.ndarray | None = None
 
@@ -215,12 +216,18 @@ class BandAssembler:
         span = self.plan.ys[iy]
         s = self.scale
         start, stop = span.support_start * s, span.support_stop * s
-        acc = np.zeros((self.channels, stop - start, self.out_width), dtype=np.float32)
+        if self._buf is None:
+            rows = max((y.support_stop - y.support_start) * s for y in self.plan.ys)
+            self._buf = np.zeros((self.channels, rows, self.out_width), dtype=np.float32)
+        carry = 0
         if self._acc is not None:
-            # carry the rows of the previous band that this band also covers (its blend band)
-            carry = self._acc_start + self._acc.shape[1] - start
-            if carry > 0:
-                acc[:, :carry] = self._acc[:, start - self._acc_start :]
+            # the previous band's rows that this band also covers (its blend band) move to the top
+            carry = max(self._acc_start + self._acc.shape[1] - start, 0)
+            if carry:
+                kept = self._acc[:, start - self._acc_start :].copy()
+                self._buf[:, :carry] = kept
+        acc = self._buf[:, : stop - start]
+        acc[:, carry:] = 0.0
         self._acc, self._acc_start, self._row = acc, start, iy
         self._yw = axis_weights(span, s)
 

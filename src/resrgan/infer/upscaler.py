@@ -54,6 +54,7 @@ MIN_TILE = 32  # the OOM retry halves the tile down to this, then gives up
 # blend half-width (input px) around every seam; with tile_pad 10 this gives >= 45 dB against the
 # untiled result for RealESRGAN_x4plus at tile 64 (bench/infer.py prints the table)
 DEFAULT_OVERLAP = 24
+_SINK_ROWS = 32  # output rows quantised per step
 # cv2.COLOR_BGR2GRAY / RGB2GRAY weights (ITU-R BT.601), for R, G, B
 _GRAY_WEIGHTS = (0.299, 0.587, 0.114)
 
@@ -397,18 +398,18 @@ class Upscaler:
         scale_f = np.float32(max_range)
 
         def sink(row0: int, band: np.ndarray) -> None:
-            if row0 >= out_h:
-                return
-            n = min(band.shape[1], out_h - row0)
-            b = np.clip(band[:, :n, :out_w], 0.0, 1.0)
-            if gray_to_bgr:
-                r, g, bl = _GRAY_WEIGHTS
-                vals = (b[0] * np.float32(r) + b[1] * np.float32(g) + b[2] * np.float32(bl))[None]
-            else:
-                vals = b
-            q = np.rint(vals * scale_f).astype(dtype)
-            for k, c in enumerate(channels):
-                out[row0 : row0 + n, :, c] = q[k]
+            # a few rows at a time: the float temporaries stay small next to the band itself
+            stop = min(band.shape[1], out_h - row0)
+            for r0 in range(0, max(stop, 0), _SINK_ROWS):
+                r1 = min(r0 + _SINK_ROWS, stop)
+                b = np.clip(band[:, r0:r1, :out_w], 0.0, 1.0)
+                if gray_to_bgr:
+                    r, g, bl = _GRAY_WEIGHTS
+                    b = (b[0] * np.float32(r) + b[1] * np.float32(g) + b[2] * np.float32(bl))[None]
+                b *= scale_f
+                q = np.rint(b, out=b).astype(dtype)
+                for k, c in enumerate(channels):
+                    out[row0 + r0 : row0 + r1, :, c] = q[k]
 
         asm = BandAssembler(plan, s, 3, sink)
         with torch.inference_mode():
