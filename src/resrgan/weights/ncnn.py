@@ -76,6 +76,15 @@ class NcnnLayer:
     def get(self, key: int, default: ParamValue) -> ParamValue:
         return self.params.get(key, default)
 
+    def getf(self, key: int, default: float) -> float:
+        """A scalar parameter as float (an array value raises WeightsError)."""
+        v = self.params.get(key, default)
+        if isinstance(v, tuple):
+            raise WeightsError(
+                f"layer '{self.name}' (line {self.line}): parameter {key} is an array"
+            )
+        return float(v)
+
 
 @dataclass(frozen=True)
 class NcnnModel:
@@ -356,7 +365,7 @@ class _Walker:
         self.sd[f"{key}.weight"] = w
         self.sd[f"{key}.bias"] = layer.weights["bias"]
         self.channels[self.resolve(top)] = int(w.shape[0])
-        if act == ANY:
+        if isinstance(act, str):  # ANY
             return top, layer
         fused = layer.params.get(9, 0)
         slope = layer.params.get(10, (0.0,))
@@ -373,7 +382,7 @@ class _Walker:
             nxt = self.peek()
             if nxt is not None and nxt.type == "ReLU" and self.resolve(nxt.bottoms[0]) == top:
                 self.pos += 1
-                got_act, top = float(nxt.get(0, 0.0)), nxt.tops[0]
+                got_act, top = nxt.getf(0, 0.0), nxt.tops[0]
         if (got_act is None) != (act is None) or (
             act is not None and got_act is not None and abs(got_act - act) > 1e-6
         ):
@@ -448,8 +457,8 @@ class _Walker:
 
 
 def _check_interp(w: _Walker, layer: NcnnLayer, *, mode: int, scale: float) -> None:
-    got = (layer.get(0, 0), layer.get(1, 1.0), layer.get(2, 1.0), layer.get(6, 0))
-    if got[0] != mode or abs(float(got[1]) - scale) > 1e-6 or abs(float(got[2]) - scale) > 1e-6:
+    got = (layer.get(0, 0), layer.getf(1, 1.0), layer.getf(2, 1.0))
+    if got[0] != mode or abs(got[1] - scale) > 1e-6 or abs(got[2] - scale) > 1e-6:
         raise w.fail(
             layer,
             f"Interp 0={got[0]} scale {got[1]}x{got[2]}, expected nearest (0={mode}) x{scale}",
@@ -550,7 +559,7 @@ def _srvgg_act(w: _Walker, conv_top: str, conv: NcnnLayer, idx: int) -> tuple[st
         return "prelu", nxt.tops[0]
     if nxt.type == "ReLU":
         w.pos += 1
-        s = float(nxt.get(0, 0.0))
+        s = nxt.getf(0, 0.0)
         if s == 0.0:
             return "relu", nxt.tops[0]
         if abs(s - 0.1) < 1e-6:
