@@ -80,3 +80,14 @@ def test_constant_image_is_unchanged() -> None:
 def test_too_small_image_is_refused() -> None:
     with pytest.raises(ValueError, match="larger than 25 px per side, got 25x100"):
         usm_sharpen(torch.rand(1, 3, 25, 100))
+
+
+def test_blur_equals_opencv_gaussian_blur_with_reflect101() -> None:
+    """Independent reference: cv2.GaussianBlur(ksize 51, sigma 0 -> 8), BORDER_DEFAULT
+    (reflect-101), the blur of upstream's NumPy twin ``usm_sharp``."""
+    rng = np.random.default_rng(0)
+    img = rng.random((70, 90, 3))
+    ref = cv2.GaussianBlur(img, (51, 51), 0)
+    x = torch.from_numpy(img).permute(2, 0, 1)[None]
+    out = separable_filter(x)[0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(out, ref, atol=1e-6)
