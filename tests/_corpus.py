@@ -13,6 +13,7 @@ taller than wide), so any wrong rotation or mirror is visible even after JPEG co
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 import zlib
@@ -51,8 +52,9 @@ def quadrants(height: int = 48, width: int = 32) -> np.ndarray:
     return img
 
 
+@functools.cache
 def srgb_icc() -> bytes:
-    """A real ICC profile (Little CMS's sRGB) as bytes."""
+    """A real ICC profile (Little CMS's sRGB) as bytes; cached: the header holds a creation time."""
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 

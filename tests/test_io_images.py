@@ -236,6 +236,19 @@ def test_other_good_files(tmp_path: Path, case: str, fmt: str, mode: str, dtype:
     assert (img.format, img.mode, img.pixels.dtype) == (fmt, mode, np.dtype(dtype))
 
 
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])
+def test_banded_conversion_from_pillow_is_exact(
+    tmp_path: Path, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = _random((37, 11, *{"L": (), "LA": (2,), "RGB": (3,), "RGBA": (4,)}[mode]), np.uint8)
+    Image.fromarray(a).save(tmp_path / "x.png")
+    # a budget of 2 rows forces 19 bands (the last one 1 row) instead of one
+    monkeypatch.setattr(images, "_TO_ARRAY_BAND_BYTES", 2 * a[0].size)
+    img = read_image(tmp_path / "x.png")
+    np.testing.assert_array_equal(img.pixels, a)
+    assert img.pixels.flags.writeable
+
+
 def test_png_transparency_keys_become_alpha(tmp_path: Path) -> None:
     gray = np.array([[0, 100], [200, 50]], np.uint8)
     Image.fromarray(gray).save(tmp_path / "l.png", transparency=100)
