@@ -90,4 +90,4 @@ def test_blur_equals_opencv_gaussian_blur_with_reflect101() -> None:
     ref = cv2.GaussianBlur(img, (51, 51), 0)
     x = torch.from_numpy(img).permute(2, 0, 1)[None]
     out = separable_filter(x)[0].permute(1, 2, 0).numpy()
-    np.testing.assert_allclose(out, ref, atol=1e-6)
+    np.testing.assert_allclose(out, ref, atol=1e-12)
