@@ -520,6 +520,48 @@ def test_lossless_round_trip_every_layout(
     np.testing.assert_array_equal(img.pixels, a)
 
 
+@given(
+    h=st.integers(1, 9),
+    w=st.integers(1, 9),
+    layout=st.sampled_from(LAYOUTS),
+    sixteen=st.booleans(),
+    suffix=st.sampled_from([".png", ".tif"]),
+)
+def test_lossless_round_trip_any_small_shape(
+    h: int, w: int, layout: tuple[int, ...], sixteen: bool, suffix: str
+) -> None:
+    import tempfile
+
+    a = _random((h, w, *layout), np.uint16 if sixteen else np.uint8, seed=h * 10 + w)
+    with tempfile.TemporaryDirectory() as d:
+        img = read_image(write_image(Path(d) / f"x{suffix}", a))
+    assert img.pixels.dtype == a.dtype
+    np.testing.assert_array_equal(img.pixels, a)
+
+
+def test_concurrent_reads_match_sequential_reads(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = list(corpus.write_corpus(tmp_path, corpus.GOOD).values()) * 3
+    sequential = [read_image(p).pixels for p in paths]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        parallel = list(pool.map(lambda p: read_image(p).pixels, paths))
+    for a, b in zip(sequential, parallel, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert Image.MAX_IMAGE_PIXELS is not None
+
+
+def test_gif_with_transparency_becomes_rgba(tmp_path: Path) -> None:
+    idx = np.array([[0, 1], [2, 0]], np.uint8)
+    im = Image.fromarray(idx, mode="P")
+    im.putpalette([9, 9, 9, 255, 0, 0, 0, 255, 0] + [0] * (253 * 3))
+    im.save(tmp_path / "t.gif", transparency=0)
+    img = read_image(tmp_path / "t.gif")
+    assert img.mode == "RGBA" and img.format == "GIF"
+    np.testing.assert_array_equal(img.pixels[..., 3], [[0, 255], [255, 0]])
+    np.testing.assert_array_equal(img.pixels[0, 1, :3], [255, 0, 0])
+
+
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_our_png_decodes_identically_in_pillow_and_opencv(
     tmp_path: Path, layout: tuple[int, ...]
