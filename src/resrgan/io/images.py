@@ -490,10 +490,10 @@ def _cmyk_to_rgb(p: Path, im: Image.Image, icc: bytes | None) -> tuple[np.ndarra
 
             src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
             dst = ImageCms.createProfile("sRGB")
-            rgb = ImageCms.profileToProfile(im, src, dst, outputMode="RGB")
-            assert rgb is not None
+            converted = ImageCms.profileToProfile(im, src, dst, outputMode="RGB")
+            assert converted is not None
             srgb = ImageCms.ImageCmsProfile(dst).tobytes()
-            return np.array(rgb), srgb
+            return _to_array(converted), srgb
         except Exception as e:
             logger.warning(
                 "%s: CMYK profile unusable (%s); converting with the plain formula", p, e
