@@ -38,6 +38,10 @@ def conv_blob(weight: torch.Tensor, bias: torch.Tensor, storage: str = "fp16") -
         out.append(struct.pack("<I", TAGS["fp16"]) + _pad4(w.astype("<f2").tobytes()))
     elif storage == "fp32":
         out.append(struct.pack("<I", 0) + w.astype("<f4").tobytes())
+    elif storage == "table":  # any other non-zero tag: 256 fp32 values, then uint8 indices
+        table = np.linspace(w.min(), w.max(), 256).astype("<f4")
+        idx = np.abs(w[:, None] - table[None, :]).argmin(axis=1).astype(np.uint8)
+        out.append(struct.pack("<I", 1) + table.tobytes() + _pad4(idx.tobytes()))
     elif storage == "int8":
         per = weight.detach().float().numpy().reshape(weight.shape[0], -1)
         scale = 127.0 / np.maximum(np.abs(per).max(axis=1), 1e-8)
@@ -231,6 +235,20 @@ def _tiny_rrdb() -> RRDBNet:
     return net.eval()
 
 
+def _table(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """What table storage keeps: each conv weight snapped to 256 evenly spaced values."""
+    out = {}
+    for k, v in sd.items():
+        if v.ndim == 4:
+            w = v.reshape(-1).numpy()
+            table = np.linspace(w.min(), w.max(), 256).astype(np.float32)
+            idx = np.abs(w[:, None] - table[None, :]).argmin(axis=1)
+            out[k] = torch.from_numpy(table[idx].reshape(v.shape))
+        else:
+            out[k] = v.clone()
+    return out
+
+
 def _fp16(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """What an fp16 ncnn file stores: conv weights rounded to fp16, biases and slopes in fp32."""
     return {k: v.half().float() if v.ndim == 4 else v.clone() for k, v in sd.items()}
@@ -364,7 +382,7 @@ def test_official_model_matches_ncnn_runtime(
 # ---- synthetic graphs: storage formats, activations, runtime
 
 
-@pytest.mark.parametrize("storage", ["fp16", "fp32"])
+@pytest.mark.parametrize("storage", ["fp16", "fp32", "table"])
 @pytest.mark.parametrize("act", ["prelu", "relu", "lrelu"])
 def test_srvgg_round_trip_through_ncnn_format(tmp_path: Path, storage: str, act: str) -> None:
     net = _tiny_srvgg(act)
@@ -375,7 +393,8 @@ def test_srvgg_round_trip_through_ncnn_format(tmp_path: Path, storage: str, act:
     assert info["arch"] == "SRVGGNetCompact"
     assert info["kwargs"] == dict(num_in_ch=3, num_out_ch=3, num_feat=8, num_conv=2, upscale=2,
                                   act_type=act)  # fmt: skip
-    want = _fp16(sd) if storage == "fp16" else sd
+    want = {"fp16": _fp16, "table": _table}.get(storage, dict)(sd)
+    assert info["storage"] == [storage]
     assert got.keys() == want.keys()
     for k in want:
         assert torch.equal(got[k], want[k]), k
