@@ -141,11 +141,11 @@ def cmyk_patches() -> tuple[np.ndarray, np.ndarray]:
         (0, 0, 0, 128),  # mid gray
     ]
     cmyk = np.zeros((32, 48, 4), np.uint8)
-    for i, c in enumerate(cmyk_colours):
+    for i, colour in enumerate(cmyk_colours):
         y, x = divmod(i, 3)
-        cmyk[16 * y : 16 * y + 16, 16 * x : 16 * x + 16] = c
-    c = cmyk.astype(np.float64)
-    rgb = np.round((255 - c[..., :3]) * (255 - c[..., 3:4]) / 255).astype(np.uint8)
+        cmyk[16 * y : 16 * y + 16, 16 * x : 16 * x + 16] = colour
+    f = cmyk.astype(np.float64)
+    rgb = np.round((255 - f[..., :3]) * (255 - f[..., 3:4]) / 255).astype(np.uint8)
     return cmyk, rgb
 
 
