@@ -53,6 +53,16 @@ def test_cached_file_shows_as_cached(home: Path, capsys: pytest.CaptureFixture[s
     assert rows["RealESRNet_x4plus"]["status"] == "download"
 
 
+def test_listing_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "fresh"
+    monkeypatch.setenv("RESRGAN_HOME", str(home))
+    assert main(["models", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)
+    assert not home.exists()
+
+
 def test_module_import_is_cheap() -> None:
     code = "import sys, resrgan.cli.models, resrgan.cli.convert_ncnn; print('torch' in sys.modules)"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

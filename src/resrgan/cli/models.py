@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from ..paths import weights_dir
+    from ..paths import cache_dir
     from ..weights.zoo import MODELS, model_status
 
     rows = []
@@ -48,5 +48,5 @@ def run(args: argparse.Namespace) -> int:
     print("  ".join(c.upper().ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip())
     for row in cells:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
-    print(f"\ncache: {weights_dir()}\n{STATUS_HELP}")
+    print(f"\ncache: {cache_dir() / 'weights'}\n{STATUS_HELP}")
     return 0

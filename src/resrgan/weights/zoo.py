@@ -25,7 +25,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, ModelNotFoundError, WeightsError
-from ..paths import weights_dir
+from ..paths import cache_dir, weights_dir
 
 if TYPE_CHECKING:
     from torch import nn
@@ -324,7 +324,7 @@ def _ncnn_files(info: ModelInfo) -> tuple[Path, Path] | None:
 def cached_path(name: str) -> Path | None:
     """The cached weights file of a model, or None."""
     info = get_model_info(name)
-    d = weights_dir()
+    d = cache_dir() / "weights"  # looked up without creating it: listing writes nothing
     for suffix in (".safetensors", ".pth"):
         p = d / f"{info.name}{suffix}"
         if p.is_file():
@@ -394,7 +394,8 @@ def resolve_weights(
         else:
             how = f"download {info.urls[0]} yourself and pass it with --model_path,"
         raise ModelNotFoundError(
-            f"{info.name}: weights are not in the cache ({weights_dir()}) and {why}; {how} "
+            f"{info.name}: weights are not in the cache ({cache_dir() / 'weights'}) and {why}; "
+            f"{how} "
             f"or allow the download"
         )
     dest = weights_dir() / f"{info.name}.pth"
