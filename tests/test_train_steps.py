@@ -182,3 +182,21 @@ def test_pool_targets_esrnet_pools_sharpened_gt_esrgan_recomputes_usm() -> None:
     torch.testing.assert_close(b.gt, ref.gt, rtol=0, atol=0)
     torch.testing.assert_close(pool.gt[:2], ref.gt, rtol=0, atol=0)
     torch.testing.assert_close(b.gt_usm, usm_sharpen(ref.gt), rtol=0, atol=0)
+
+
+def test_validation_metrics_closed_form() -> None:
+    import math
+
+    from resrgan.train.config import TrainConfig
+    from resrgan.train.loop import ValSet, validate_net
+
+    class Shift(nn.Module):  # nearest x4 upsampling plus a constant of 10/255
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.interpolate(x, scale_factor=4, mode="nearest") + 10 / 255
+
+    gt = torch.full((2, 3, 32, 32), 100 / 255)
+    vs = ValSet(lq=gt[:, :, ::4, ::4], gt=gt, names=["a", "b"])
+    res = validate_net(Shift(), vs, TrainConfig(), torch.device("cpu"), save_dir=None)
+    assert res["val_psnr"] == pytest.approx(10 * math.log10(255**2 / 100), rel=1e-9)  # MSE 10^2
+    assert res["val_l1"] == pytest.approx(10 / 255, rel=1e-5)
+    assert 0.9 < res["val_ssim"] < 1.0

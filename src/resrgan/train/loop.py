@@ -297,33 +297,27 @@ def build_val_set(cfg: TrainConfig) -> ValSet | None:
     return ValSet(lq=torch.cat(lqs), gt=torch.cat(gts), names=names)
 
 
-def psnr(out: torch.Tensor, gt: torch.Tensor, *, crop_border: int) -> torch.Tensor:
-    """Per-image PSNR (dB) on 8-bit-quantised RGB as BasicSR computes it (float64); inf when
-    identical."""
-    a = (out.clamp(0, 1) * 255).round().double()
-    b = (gt.clamp(0, 1) * 255).round().double()
-    if crop_border:
-        a = a[..., crop_border:-crop_border, crop_border:-crop_border]
-        b = b[..., crop_border:-crop_border, crop_border:-crop_border]
-    mse = ((a - b) ** 2).flatten(1).mean(1)
-    return 10.0 * torch.log10(255.0**2 / mse)
-
-
 @torch.no_grad()
 def validate_net(
     net: nn.Module, vs: ValSet, cfg: TrainConfig, device: torch.device, *, save_dir: Path | None
 ) -> dict[str, float]:
-    """Mean L1 and PSNR of ``net`` on the validation set; saves the first ``val.save_images``
-    outputs."""
+    """Mean L1, PSNR and SSIM of ``net`` on the validation set (BasicSR conventions on 8-bit RGB,
+    border cropped by the scale); saves the first ``val.save_images`` outputs."""
+    from ..metrics.psnr_ssim import psnr, ssim
+
     net.eval()
     outs = []
     for i in range(0, vs.lq.shape[0], cfg.val.batch_size):
         lq = vs.lq[i : i + cfg.val.batch_size].to(device)
         outs.append(net(lq).float().clamp(0, 1).cpu())
     out = torch.cat(outs)
+    out8 = (out * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    gt8 = (vs.gt.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    pairs = list(zip(out8, gt8, strict=True))
     res = {
         "val_l1": float((out - vs.gt).abs().mean()),
-        "val_psnr": float(psnr(out, vs.gt, crop_border=cfg.scale).mean()),
+        "val_psnr": sum(psnr(a, b, crop_border=cfg.scale) for a, b in pairs) / len(pairs),
+        "val_ssim": sum(ssim(a, b, crop_border=cfg.scale) for a, b in pairs) / len(pairs),
     }
     if save_dir is not None and cfg.val.save_images > 0:
         import cv2
