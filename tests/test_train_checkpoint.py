@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -92,6 +94,28 @@ for step in (1, 2):
     save_state(run, {"step": step, "config": {}, "net_g": {"w": torch.ones(64, 64) * step},
                      "net_g_ema": {}, "optim_g": {}}, keep=3)
 """
+
+
+def test_kill_9_during_a_save_leaves_the_previous_state(tmp_path: Path) -> None:
+    env = dict(os.environ, RESRGAN_DEBUG_SAVE_SLEEP="120@2")  # stall half-way through step 2
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _DIE_SCRIPT, str(tmp_path)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not list((tmp_path / "checkpoints").glob(".state_00000002.pt.*.tmp")):
+            assert proc.poll() is None and time.monotonic() < deadline, "the save never started"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert [s for s, _ in list_states(tmp_path)] == [1]
+    found = load_latest_state(tmp_path)
+    assert found is not None and found[1]["step"] == 1
 
 
 def test_death_in_the_middle_of_a_save_leaves_the_previous_state(tmp_path: Path) -> None:

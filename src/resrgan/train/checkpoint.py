@@ -10,8 +10,8 @@ Writing goes to a temporary file in the same folder, is flushed and fsynced, the
 one. On resume the newest file that loads and has the expected keys wins; unreadable ones are
 skipped with a warning.
 
-Debugging aids (used by the tests): ``RESRGAN_DEBUG_SAVE_SLEEP=SECONDS`` sleeps after half of the
-temporary file is written, so a test can ``kill -9`` the process in the middle of a save;
+Debugging aids (used by the tests): ``RESRGAN_DEBUG_SAVE_SLEEP=SECONDS[@STEP]`` sleeps after half of
+the temporary file is written, so a test can ``kill -9`` the process in the middle of a save;
 ``RESRGAN_DEBUG_SAVE_EXIT=STEP`` makes the process die (``os._exit(137)``, no cleanup, like a kill
 -9) half-way through writing the state of that step.
 """
@@ -69,13 +69,26 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _debug_sleep(step: str) -> float:
+    """``RESRGAN_DEBUG_SAVE_SLEEP`` = ``SECONDS`` (every save) or ``SECONDS@STEP`` (that step
+    only)."""
+    raw = os.environ.get("RESRGAN_DEBUG_SAVE_SLEEP", "")
+    if not raw:
+        return 0.0
+    seconds, _, only = raw.partition("@")
+    if only and only != step:
+        return 0.0
+    return float(seconds)
+
+
 def atomic_torch_save(obj: Any, path: Path, *, debug_hooks: bool = False) -> Path:
     """``torch.save`` to a temp file next to ``path``, fsync, then ``os.replace``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     torch.save(obj, buf)
     data = buf.getbuffer()
-    sleep_s = float(os.environ.get("RESRGAN_DEBUG_SAVE_SLEEP", "0") or 0) if debug_hooks else 0.0
+    step = str(obj.get("step")) if isinstance(obj, Mapping) else ""
+    sleep_s = _debug_sleep(step) if debug_hooks else 0.0
     exit_in = os.environ.get("RESRGAN_DEBUG_SAVE_EXIT", "") if debug_hooks else ""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -88,7 +101,7 @@ def atomic_torch_save(obj: Any, path: Path, *, debug_hooks: bool = False) -> Pat
                     "RESRGAN_DEBUG_SAVE_SLEEP: sleeping %.1f s in the middle of a save", sleep_s
                 )
                 time.sleep(sleep_s)
-            if exit_in and isinstance(obj, Mapping) and str(obj.get("step")) == exit_in:
+            if exit_in and step == exit_in:
                 fh.flush()
                 log.warning("RESRGAN_DEBUG_SAVE_EXIT: dying in the middle of saving %s", path.name)
                 os._exit(137)
