@@ -165,3 +165,30 @@ def test_esrnet_stage_and_paired_mode_train(data: tuple[Path, Path], tmp_path: P
     assert "net_d" not in st and st["pool"] is None
     assert not (out / "net_d.pth").exists()
     assert all(np.isfinite(r["l_g_pix"]) for r in _records(out) if "l_g_pix" in r)
+
+
+def test_x2_esrnet_with_degradation_trains(data: tuple[Path, Path], tmp_path: Path) -> None:
+    out = tmp_path / "x2"
+    args = [
+        "train",
+        SMOKE,
+        "--data",
+        str(data[0]),
+        "--out",
+        str(out),
+        "--iters",
+        "2",
+        "--quiet",
+        "--set",
+        "model=esrnet",
+        "--set",
+        "degradation.scale=2",
+        "--set",
+        "data.num_workers=0",
+    ]
+    assert main(args) == 0
+    _, arch, kwargs = load_model(out / "model.safetensors")
+    assert arch == "SRVGGNetCompact" and kwargs["upscale"] == 2
+    st = load_state(out / "checkpoints" / "state_00000002.pt")
+    assert tuple(st["pool"]["gt"].shape) == (4, 3, 64, 64)  # the pool holds gt 64 / lq 32 pairs
+    assert tuple(st["pool"]["lq"].shape) == (4, 3, 32, 32)
