@@ -37,10 +37,15 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
     """In place: every parameter of ``ema`` becomes ``decay * ema + (1 - decay) * model``."""
     if not 0.0 <= decay <= 1.0:
         raise ValueError(f"ema_decay must be in [0, 1], got {decay}")
+    if decay == 1.0:
+        return
     src = dict(unwrap(model).named_parameters())
-    for name, p_ema in ema.named_parameters():
-        p = src[name].detach()
-        if decay == 0.0:
-            p_ema.copy_(p)
-        elif decay != 1.0:
-            p_ema.mul_(decay).add_(p.to(p_ema.dtype), alpha=1.0 - decay)
+    pairs = [(p_ema, src[name].detach().to(p_ema.dtype)) for name, p_ema in ema.named_parameters()]
+    if not pairs:
+        return
+    ema_params, params = (list(t) for t in zip(*pairs, strict=True))
+    if decay == 0.0:
+        torch._foreach_copy_(ema_params, params)
+    else:  # the same two operations as BasicSR, batched over tensors
+        torch._foreach_mul_(ema_params, decay)
+        torch._foreach_add_(ema_params, params, alpha=1.0 - decay)
