@@ -1,0 +1,297 @@
+"""Inference benchmarks: speed against a matmul roofline, tiling cost and quality, bf16,
+CLI start-up, memory.
+
+    python bench/infer.py                 # everything (512x512 x4plus fp32 takes minutes)
+    python bench/infer.py --quick         # 128x128 only, fewer tile settings
+    python bench/infer.py --only speed,tiles,bf16,cli,memory --threads 2
+
+Each speed row runs in its own subprocess so that its peak RSS (ru_maxrss) is its own. GFLOP/s
+counts the network's convolutions (2 FLOP per multiply-add; RealESRGAN_x4plus is 35.8 MFLOP per
+input pixel) over the pixels actually computed (tiles include their context and blend bands).
+Figures are only indicative on a shared machine. Needs the official models offline
+(``resrgan.weights.zoo``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("RESRGAN_SHARED", REPO.parent / "shared")) / "data" / "real_lr"
+MODELS = ("RealESRGAN_x4plus", "realesr-animevideov3")
+
+
+def conv_flops_per_pixel(net: object, scale_probe: int = 32) -> float:
+    """FLOP per input pixel of every Conv2d, counted with forward hooks on a probe input."""
+    import torch
+
+    total = [0]
+
+    def hook(m: torch.nn.Conv2d, _i: object, out: torch.Tensor) -> None:
+        k = m.kernel_size[0] * m.kernel_size[1]
+        total[0] += 2 * out.numel() * (m.in_channels // m.groups) * k
+
+    hs = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    dtype = next(net.parameters()).dtype
+    with torch.inference_mode(), torch.autocast("cpu", dtype, enabled=dtype != torch.float32):
+        net(torch.zeros(1, 3, scale_probe, scale_probe))
+    for h in hs:
+        h.remove()
+    return total[0] / (scale_probe * scale_probe)
+
+
+def matmul_gflops(dtype_name: str = "fp32", n: int = 2048, reps: int = 5) -> float:
+    import torch
+
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype_name]
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
+
+
+def photo(h: int, w: int) -> object:
+    """A real-photo crop (tiled from OST_009.png if needed), RGB uint8."""
+    import cv2
+    import numpy as np
+
+    img = cv2.cvtColor(cv2.imread(str(DATA / "OST_009.png")), cv2.COLOR_BGR2RGB)
+    reps = (-(-h // img.shape[0]), -(-w // img.shape[1]), 1)
+    return np.ascontiguousarray(np.tile(img, reps)[:h, :w])
+
+
+def psnr(a: object, b: object) -> float:
+    import numpy as np
+
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def one(model: str, size: int, tile: int, precision: str, threads: int) -> dict:
+    """One speed row (run in a subprocess)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    from resrgan.infer.tiling import computed_fraction
+    from resrgan.infer.upscaler import Upscaler
+
+    up = Upscaler(model, tile=tile, precision=precision)
+    fpp = conv_flops_per_pixel(up.model)
+    img = photo(size, size)
+    up.upscale(photo(32, 32))  # warm-up (oneDNN primitive creation)
+    t = time.perf_counter()
+    up.upscale(img)
+    secs = time.perf_counter() - t
+    frac = computed_fraction(size, size, tile=tile, tile_pad=up.tile_pad, overlap=up.tile_overlap)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "seconds": secs,
+        "computed_fraction": frac,
+        "gflops": fpp * size * size * frac / secs / 1e9,
+        "mflop_per_px": fpp / 1e6,
+        "peak_rss_mb": rss,
+    }
+
+
+def run_one(args: list[str]) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--one", *args], capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr else "failed"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def section_speed(sizes: list[int], threads: int) -> None:
+    mm = matmul_gflops("fp32")
+    mmb = matmul_gflops("bf16")
+    print(f"\n## Speed ({threads} threads; matmul 2048^2: fp32 {mm:.0f} GFLOP/s, bf16 {mmb:.0f})\n")
+    print(
+        "| model | input | tile | precision | s | computed/image px | GFLOP/s | vs fp32 matmul "
+        "| tiled / (untiled x computed) | peak RSS MB |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for model in MODELS:
+        for size in sizes:
+            base: dict | None = None
+            for tile, prec in ((0, "fp32"), (64, "fp32"), (0, "bf16")):
+                r = run_one([model, str(size), str(tile), prec, str(threads)])
+                if "error" in r:
+                    print(f"| {model} | {size} | {tile} | {prec} | error: {r['error']} |")
+                    continue
+                eff = ""
+                if tile == 0 and prec == "fp32":
+                    base = r
+                elif base is not None and prec == "fp32":
+                    eff = f"{r['seconds'] / (base['seconds'] * r['computed_fraction']):.2f}"
+                elif base is not None:
+                    eff = f"bf16 speed-up {base['seconds'] / r['seconds']:.2f}x"
+                print(
+                    f"| {model} | {size}x{size} | {tile or '-'} | {prec} | {r['seconds']:.2f} "
+                    f"| {r['computed_fraction']:.2f} | {r['gflops']:.1f} | {r['gflops'] / mm:.0%} "
+                    f"| {eff} | {r['peak_rss_mb']:.0f} |",
+                    flush=True,
+                )
+
+
+def section_tiles(quick: bool, threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    from resrgan.infer.tiling import computed_fraction
+    from resrgan.infer.upscaler import Upscaler
+    from resrgan.weights.zoo import load_zoo_model
+
+    net, _ = load_zoo_model("RealESRGAN_x4plus")
+    img = photo(128, 128)
+    ref = Upscaler(net, tile=0).upscale(img)
+    settings = [(10, 0), (10, 8), (10, 16), (10, 24), (20, 0), (20, 8), (32, 0)]
+    if not quick:
+        settings += [(10, 32), (16, 16), (40, 0)]
+    print("\n## Tiling quality: RealESRGAN_x4plus, 128x128 photo crop, tile 64, vs untiled\n")
+    print("| tile_pad | overlap | PSNR dB | computed px / image px (128^2) | same for 1024^2 |")
+    print("|---|---|---|---|---|")
+    for pad, ov in settings:
+        out = Upscaler(net, tile=64, tile_pad=pad, tile_overlap=ov).upscale(img)
+        f128 = computed_fraction(128, 128, tile=64, tile_pad=pad, overlap=ov)
+        f1k = computed_fraction(1024, 1024, tile=64, tile_pad=pad, overlap=ov)
+        note = " (original: hard crop)" if ov == 0 and pad == 10 else ""
+        print(f"| {pad} | {ov}{note} | {psnr(out, ref):.2f} | {f128:.2f} | {f1k:.2f} |", flush=True)
+
+
+def section_bf16(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    from resrgan.infer.upscaler import Upscaler
+
+    print("\n## bf16 vs fp32 on CPU (autocast; RRDBNet trunk kept fp32), 128x128 photo crop\n")
+    print("| model | fp32 s | bf16 s | speed-up | PSNR bf16 vs fp32 dB |")
+    print("|---|---|---|---|---|")
+    img = photo(128, 128)
+    for model in MODELS:
+        res = {}
+        for prec in ("fp32", "bf16"):
+            up = Upscaler(model, tile=0, precision=prec)
+            up.upscale(photo(32, 32))
+            t = time.perf_counter()
+            out = up.upscale(img)
+            res[prec] = (time.perf_counter() - t, out)
+        a, b = res["fp32"], res["bf16"]
+        print(
+            f"| {model} | {a[0]:.2f} | {b[0]:.2f} | {a[0] / b[0]:.2f}x | {psnr(b[1], a[1]):.2f} |",
+            flush=True,
+        )
+
+
+def section_cli() -> None:
+    import tempfile
+
+    import cv2
+
+    def wall(cmd: list[str]) -> float:
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        return time.perf_counter() - t
+
+    with tempfile.TemporaryDirectory() as d:
+        src = Path(d) / "small.png"
+        cv2.imwrite(str(src), cv2.cvtColor(photo(64, 64), cv2.COLOR_RGB2BGR))  # type: ignore[arg-type]
+        resrgan = [
+            sys.executable,
+            "-m",
+            "resrgan",
+            "upscale",
+            "-i",
+            str(src),
+            "-o",
+            d,
+            "-n",
+            "realesr-animevideov3",
+            "--suffix",
+            "x",
+        ]
+        wall(resrgan)  # first run may convert the model into the cache
+        runs = {
+            "import torch": [],
+            "resrgan upscale (64x64, animevideov3)": [],
+            "import resrgan": [],
+        }
+        for _ in range(3):
+            runs["import torch"].append(wall([sys.executable, "-c", "import torch"]))
+            runs["import resrgan"].append(wall([sys.executable, "-c", "import resrgan"]))
+            runs["resrgan upscale (64x64, animevideov3)"].append(wall(resrgan))
+    print("\n## Start-up (wall time, median of 3, subprocess)\n")
+    print("| command | s |")
+    print("|---|---|")
+    for k, v in runs.items():
+        print(f"| {k} | {sorted(v)[1]:.2f} |")
+
+
+def section_memory(threads: int) -> None:
+    """Peak RSS for a large image through the band assembler, with a zero-cost nearest 'network'."""
+    code = f"""
+import resource, time, numpy as np, torch, torch.nn.functional as F
+torch.set_num_threads({threads})
+from resrgan.infer.upscaler import Upscaler
+class Nearest(torch.nn.Module):
+    scale = 4
+    def forward(self, x): return F.interpolate(x, scale_factor=4, mode='nearest')
+img = np.full((8000, 8000, 3), 128, np.uint8)
+t = time.perf_counter()
+out = Upscaler(Nearest(), tile=256).upscale(img)
+print(out.shape, round(time.perf_counter() - t, 1),
+      round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    print("\n## Memory: 8000x8000 RGB -> 32000x32000 at tile 256 (nearest x4 stand-in network)\n")
+    if r.returncode != 0:
+        print("failed:", r.stderr.strip().splitlines()[-1:])
+        return
+    shape, secs, rss = r.stdout.strip().rsplit(" ", 2)[0], *r.stdout.split()[-2:]
+    print("| output | s | peak RSS MB | input + output arrays MB |")
+    print("|---|---|---|---|")
+    print(f"| {shape} | {secs} | {rss} | {(8000 * 8000 * 3 + 32000 * 32000 * 3) / 2**20:.0f} |")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--only", default="speed,tiles,bf16,cli,memory")
+    p.add_argument("--one", nargs=5, metavar=("MODEL", "SIZE", "TILE", "PRECISION", "THREADS"))
+    a = p.parse_args()
+    if a.one:
+        m, size, tile, prec, threads = a.one
+        print(json.dumps(one(m, int(size), int(tile), prec, int(threads))))
+        return
+    import torch
+
+    print(
+        f"# bench/infer.py  torch {torch.__version__}, {a.threads} threads, "
+        f"cpu capability {torch.backends.cpu.get_cpu_capability()}"
+    )
+    only = set(a.only.split(","))
+    if "speed" in only:
+        section_speed([128] if a.quick else [128, 512], a.threads)
+    if "tiles" in only:
+        section_tiles(a.quick, a.threads)
+    if "bf16" in only:
+        section_bf16(a.threads)
+    if "cli" in only:
+        section_cli()
+    if "memory" in only:
+        section_memory(a.threads)
+
+
+if __name__ == "__main__":
+    main()
