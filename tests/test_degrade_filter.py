@@ -139,3 +139,17 @@ def test_property_batched_equals_looped_any_shape(
     assert out.shape == x.shape
     loop = torch.cat([filter2d(x[i : i + 1], ker[i : i + 1], method="direct") for i in range(b)])
     torch.testing.assert_close(out, loop, atol=1e-10, rtol=1e-10)
+
+
+def test_fft_single_thread_per_sample_path_equals_batched_path() -> None:
+    x = torch.rand(3, 3, 40, 44)
+    k = kernels(3).float()
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = filter2d(x, k, method="fft")
+        torch.set_num_threads(2)
+        two = filter2d(x, k, method="fft")
+    finally:
+        torch.set_num_threads(old)
+    torch.testing.assert_close(one, two, atol=1e-6, rtol=0)

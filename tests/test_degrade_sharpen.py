@@ -91,3 +91,16 @@ def test_blur_equals_opencv_gaussian_blur_with_reflect101() -> None:
     x = torch.from_numpy(img).permute(2, 0, 1)[None]
     out = separable_filter(x)[0].permute(1, 2, 0).numpy()
     np.testing.assert_allclose(out, ref, atol=1e-12)
+
+
+def test_single_thread_per_sample_path_equals_batched_path() -> None:
+    x = torch.rand(3, 3, 48, 40)
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = usm_sharpen(x)
+        torch.set_num_threads(2)
+        two = usm_sharpen(x)
+    finally:
+        torch.set_num_threads(old)
+    torch.testing.assert_close(one, two, atol=1e-6, rtol=0)
