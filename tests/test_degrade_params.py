@@ -188,7 +188,8 @@ def test_same_seed_same_params_and_json_round_trip() -> None:
     assert back == a
     one = a.sample_dict(2)
     assert one["stage1"]["jpeg_quality"] == a.stage1.jpeg_quality[2]
-    assert one["kernel1"]["kinds"] == a.kernel1.kinds[2]
+    assert one["kernel1"]["kind"] == a.kernel1.kinds[2]
+    assert one["kernel1"]["size"] == a.kernel1.sizes[2]
     assert one["final_order"] == a.final_order
     with pytest.raises(ConfigError, match="unknown config key 'params.bogus'"):
         DegradationParams.from_dict({**a.to_dict(), "bogus": 1})

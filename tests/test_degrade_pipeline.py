@@ -42,7 +42,7 @@ def test_x4_shapes_quantised_range_and_input_untouched(gt: torch.Tensor) -> None
     assert torch.equal(gt, before)
 
 
-def test_training_batch_x4_and_x2_shapes(gt: torch.Tensor) -> None:
+def test_training_batch_x4_x2_x1_shapes(gt: torch.Tensor) -> None:
     b4 = make_training_batch(gt, params(2, 1), CFG)
     assert (b4.lq.shape, b4.gt.shape, b4.gt_usm.shape) == (
         (2, 3, 64, 64),
@@ -52,6 +52,9 @@ def test_training_batch_x4_and_x2_shapes(gt: torch.Tensor) -> None:
     cfg2 = DegradationConfig(scale=2)
     b2 = make_training_batch(gt, params(2, 1, cfg2), cfg2)
     assert (b2.lq.shape, b2.gt.shape) == ((2, 3, 128, 128), (2, 3, 256, 256))
+    cfg1 = DegradationConfig(scale=1)
+    b1 = make_training_batch(gt, params(2, 1, cfg1), cfg1)
+    assert (b1.lq.shape, b1.gt.shape) == ((2, 3, 256, 256), (2, 3, 256, 256))
 
 
 def test_same_params_same_output_different_params_differ(gt: torch.Tensor) -> None:

@@ -24,6 +24,7 @@ from .config import RESIZE_MODES, DegradationConfig
 from .kernels import make_kernels
 
 RESIZE_TYPES = ("up", "down", "keep")
+_SINGULAR = {"kinds": "kind", "sizes": "size"}  # per-sample names in DegradationParams.sample_dict
 FINAL_ORDERS = ("resize_first", "jpeg_first")  # spec §1.4 step 8: order A, order B
 
 
@@ -118,7 +119,8 @@ class DegradationParams:
         return _from_dict(cls, data, where="params")
 
     def sample_dict(self, i: int) -> dict[str, Any]:
-        """The parameters that apply to sample ``i``: batch-level values plus its own entries."""
+        """The parameters that apply to sample ``i``: batch-level values plus its own entries
+        (kernel ``kinds``/``sizes`` become ``kind``/``size``)."""
         if not 0 <= i < self.batch_size:
             raise IndexError(f"sample {i} out of range for a batch of {self.batch_size}")
 
@@ -127,7 +129,7 @@ class DegradationParams:
             for f in fields(obj):
                 v = getattr(obj, f.name)
                 if isinstance(v, tuple) and len(v) == self.batch_size and f.name != "gt_size_in":
-                    out[f.name] = v[i]
+                    out[_SINGULAR.get(f.name, f.name)] = v[i]
                 elif isinstance(v, tuple) and not v:
                     continue
                 elif hasattr(v, "__dataclass_fields__"):
