@@ -117,3 +117,16 @@ def test_unreadable_and_empty_inputs_name_the_file(tmp_path: Path) -> None:
     empty.mkdir()
     with pytest.raises(UsageError, match="empty: no images found"):
         HRFolder(empty)
+
+
+def test_16bit_and_alpha_images_become_rgb_floats(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    deep = rng.integers(0, 65536, (400, 400, 3), dtype=np.uint16)
+    cv2.imwrite(str(tmp_path / "deep.png"), deep[..., ::-1])  # cv2 writes BGR
+    rgba = rng.integers(0, 256, (400, 400, 4), dtype=np.uint8)
+    save(tmp_path / "rgba.png", rgba)
+    ds = HRFolder(tmp_path, use_hflip=False)
+    got = ds[0]["gt"].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(got, deep / 65535.0, atol=1e-6)
+    got = ds[1]["gt"].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(got, rgba[..., :3] / 255.0, atol=1e-6)  # alpha dropped, as cv2
