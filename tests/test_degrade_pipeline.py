@@ -280,3 +280,15 @@ def test_degrade_equals_the_literal_order_of_operations(seed: int) -> None:
     # identical up to a rare 1/255 step where float rounding straddles a .5
     assert (out - ref).abs().max() <= 1 / 255 + 1e-6
     assert (out != ref).float().mean() < 0.01
+
+
+def test_public_resrgan_degrade_name_is_callable() -> None:
+    import resrgan
+
+    gt = photo(1, size=200, seed=4)
+    cfg = DegradationConfig(gt_size=128, crop_pad_size=200)
+    p = sample_degradation(
+        1, cfg, generator=torch.Generator().manual_seed(4), gt_size_in=(200, 200)
+    )
+    # resrgan.degrade is the subpackage once it is imported; calling it runs the pipeline
+    assert torch.equal(resrgan.degrade(gt, p, cfg), degrade(gt, p, cfg))
