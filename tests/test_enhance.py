@@ -207,6 +207,8 @@ def test_realesrganer_refuses_urls_and_missing_model() -> None:
         RealESRGANer(scale=4, model_path="https://x/y.pth", model=_net(4))
     with pytest.raises(UsageError, match="model= must be an nn.Module"):
         RealESRGANer(scale=4, model_path="y.pth")
+    with pytest.raises(UsageError, match="scale: 2 but the model upscales x4; pass scale=4"):
+        RealESRGANer(scale=2, model_path=None, model=_net(4))
 
 
 def test_enhance_refuses_bad_shapes_with_message() -> None:

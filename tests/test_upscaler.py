@@ -144,6 +144,10 @@ def test_pil_in_pil_out_same_mode() -> None:
         np.testing.assert_array_equal(np.asarray(out), _nearest_ref(arr, 2))
     pal = Image.fromarray(_rand((5, 6, 3), np.uint8)).convert("P")
     assert up.upscale(pal).mode == "RGB"
+    deep = _rand((5, 6), np.uint16)
+    out16 = up.upscale(Image.fromarray(deep))
+    assert out16.mode == "I;16"
+    np.testing.assert_array_equal(np.asarray(out16), _nearest_ref(deep, 2))
 
 
 def test_path_in_array_out(tmp_path: Path) -> None:

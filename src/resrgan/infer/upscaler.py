@@ -291,7 +291,7 @@ class Upscaler:
         elif mode in ("I;16", "I;16B", "I;16L", "I;16N"):
             arr = np.asarray(image).astype(np.uint16)
             out = self._upscale_array(arr, outscale, progress)
-            return Image.fromarray(out, mode="I;16")
+            return Image.fromarray(out)  # uint16 2-D -> 'I;16'
         elif mode in ("I", "F"):
             raise UsageError(
                 f"image: PIL mode '{mode}' (32-bit) is not supported; convert to "
@@ -299,7 +299,7 @@ class Upscaler:
             )
         arr = np.asarray(image)
         out = self._upscale_array(arr, outscale, progress)
-        return Image.fromarray(out, mode=image.mode)
+        return Image.fromarray(out)  # the mode follows the shape: L, LA, RGB, RGBA
 
     def _resize_out(self, out: np.ndarray, h: int, w: int, outscale: float | None) -> np.ndarray:
         if outscale is None or float(outscale) == float(self.scale):
@@ -645,7 +645,11 @@ class RealESRGANer:
             pre_pad=pre_pad,
             precision="fp16" if half else "fp32",
         )
-        self._up.scale = scale
+        if int(scale) != self._up.scale:
+            raise UsageError(
+                f"scale: {scale} but the model upscales x{self._up.scale}; "
+                f"pass scale={self._up.scale}"
+            )
         self.model = self._up.model
         self.device = self._up.device
 
