@@ -67,12 +67,15 @@ def bench(arch: str, with_data: bool, args: argparse.Namespace, amp: str = "none
         if arch == "compact-16"
         else NetGConfig(type="RRDBNet", num_block=23)
     )
-    cfg = TrainConfig(model=args.stage, network_g=net, init_from=None, amp=amp)
+    cfg = TrainConfig(
+        model=args.stage, network_g=net, init_from=None, amp=amp, channels_last=args.channels_last
+    )
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, batch_size=2))
     cfg = validate(cfg)
     dev = torch.device(args.device)
     torch.manual_seed(0)
-    g = build_generator(cfg).to(dev)
+    mf = torch.channels_last if args.channels_last else torch.contiguous_format
+    g = build_generator(cfg).to(dev, memory_format=mf)
     ema = make_ema(g)
     opt_g = torch.optim.Adam(g.parameters(), lr=1e-4, betas=(0.9, 0.99))
     scaler = torch.amp.GradScaler(dev.type, enabled=False)
@@ -118,6 +121,10 @@ def bench(arch: str, with_data: bool, args: argparse.Namespace, amp: str = "none
             )
         else:
             b = fixed
+        if args.channels_last:
+            b = Batch(
+                *(t.contiguous(memory_format=torch.channels_last) for t in (b.lq, b.gt, b.gt_usm))
+            )
         if args.stage == "esrnet":
             esrnet_step(g, b, opt_g, scaler, cfg.losses, amp=amp)
         else:
@@ -148,6 +155,7 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=1, help="DataLoader worker processes")
     p.add_argument("--vgg-weights", default="random", help="esrgan stage: 'random' or a path")
     p.add_argument("--archs", default="compact-16,rrdb-23")
+    p.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     args = p.parse_args()
     tmp = None
     if args.data is None:
@@ -158,6 +166,7 @@ def main() -> None:
             args.data = str(_synthetic_hr(Path(tmp.name)))
     print(
         f"device {args.device}, torch threads {torch.get_num_threads()}, stage {args.stage}, "
+        f"channels_last {args.channels_last}, "
         f"batch 2, x4 gt 256 / lq 64, data {args.data}"
     )
     amps = ["none", "bf16"] if args.device == "cuda" else ["none"]
@@ -168,7 +177,7 @@ def main() -> None:
             for amp in amps:
                 s = bench(arch, with_data, args, amp)
                 orig = ORIGINAL.get((arch, with_data)) if args.device == "cpu" else None
-                ratio = f"{orig / s:.1f}x" if orig and args.stage == "esrnet" else "-"
+                ratio = f"{orig / s:.2f}x" if orig and args.stage == "esrnet" else "-"
                 print(
                     f"| {arch} | {'with data' if with_data else 'step only'} | "
                     f"{'fp32' if amp == 'none' else amp} | {s:.3f} | {1 / s:.2f} | "
