@@ -247,3 +247,24 @@ def test_niqe_fit_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFix
     assert rc == 2
     assert f"--output {out} exists; pass --overwrite to replace it" in capsys.readouterr().err
     assert out.read_bytes() == b"mine"
+
+
+def test_recursive_pairs_keep_sub_folders_apart(tmp_path: Path) -> None:
+    sr, gt = tmp_path / "sr", tmp_path / "gt"
+    for d in (sr / "a", sr / "b", gt / "a", gt / "b"):
+        d.mkdir(parents=True)
+    for p in (sr / "a" / "x_out.png", sr / "b" / "x.png", gt / "a" / "x.png", gt / "b" / "x.jpg"):
+        p.write_bytes(b"")
+    plan = plan_pairs(sr, gt, recursive=True)
+    got = {p.path.relative_to(sr).as_posix(): p.gt.relative_to(gt).as_posix() for p in plan.pairs}
+    assert got == {"a/x_out.png": "a/x.png", "b/x.png": "b/x.jpg"}
+    assert plan.unmatched_gt == []
+    assert plan_pairs(sr, gt).pairs == []  # not recursive: no files at the top level
+
+
+def test_single_file_against_gt_folder(pair_dirs: tuple[Path, Path]) -> None:
+    sr, gt = pair_dirs
+    plan = plan_pairs(sr / "foo_out.png", gt)
+    assert [(p.path.name, p.gt.name if p.gt else None) for p in plan.pairs] == [
+        ("foo_out.png", "foo.png")
+    ]
