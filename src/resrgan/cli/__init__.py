@@ -98,6 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _print_err(f"resrgan {args.command}: interrupted")
         return 130
+    except BrokenPipeError:  # e.g. `resrgan evaluate --json | head`: the reader left; stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def entry() -> None:
