@@ -347,6 +347,20 @@ def test_oom_halves_the_tile_and_retries_the_whole_image(caplog: pytest.LogCaptu
     assert max(h * w for h, w in net.sizes[1:]) <= 80 * 80  # no failed tile reused
 
 
+def test_after_an_oom_retry_later_images_start_at_the_tile_that_worked() -> None:
+    net = FlakyOOM(Nearest(2), limit=80 * 80)
+    up = Upscaler(net, tile=0, tile_pad=4, tile_overlap=4)
+    img = _rand((100, 120, 3), np.uint8)
+    up.upscale(img)
+    net.sizes.clear()
+    np.testing.assert_array_equal(up.upscale(img), _nearest_ref(img, 2))
+    assert max(h * w for h, w in net.sizes) <= 80 * 80  # no failing first attempt this time
+    small = _rand((20, 30, 3), np.uint8)  # smaller than the cap: one tile, as configured
+    net.sizes.clear()
+    up.upscale(small)
+    assert net.sizes == [(20, 30)]
+
+
 def test_oom_down_to_the_floor_raises_a_clear_error() -> None:
     net = FlakyOOM(Nearest(2), limit=10)
     with pytest.raises(

@@ -108,7 +108,8 @@ class Upscaler:
             )
         if isinstance(tile, int) and 0 < tile < 8:
             raise UsageError(
-                f"tile: {tile} is too small; use at least {MIN_TILE} (or 0 for no tiling)"
+                f"tile: {tile} is too small; use at least 8, better {MIN_TILE} or more "
+                "(or 0 for no tiling)"
             )
         for name, v in (
             ("tile_pad", tile_pad),
@@ -141,6 +142,7 @@ class Upscaler:
         self._place_model()
         self.scale = scale if scale is not None else self._probe_scale()
         self._fell_back = False
+        self._tile_cap: int | None = None  # set by an out-of-memory retry
 
     # ------------------------------------------------------------------ public API
     def output_shape(
@@ -327,6 +329,7 @@ class Upscaler:
         hp, wp = self._padded_size(h, w)
         tile = self._initial_tile(hp, wp, out.nbytes)
         total = len(planes) * self._plan(hp, wp, tile).num_tiles
+        retried = False
         while True:
             try:
                 done = 0
@@ -334,6 +337,8 @@ class Upscaler:
                     done = self._run_plane(
                         src, out, channels, to_gray, max_range, tile, progress, done, total
                     )
+                if retried:
+                    self._tile_cap = tile  # later images start at the tile that worked
                 return
             except _HalfPrecisionFailed:
                 log.warning(
@@ -360,7 +365,7 @@ class Upscaler:
                 log.warning(
                     "out of memory at tile %s; retrying the image with tile %d", current, new
                 )
-                tile = new
+                tile, retried = new, True
                 total = len(planes) * self._plan(hp, wp, tile).num_tiles
 
     def _padded_size(self, h: int, w: int) -> tuple[int, int]:
@@ -467,6 +472,13 @@ class Upscaler:
         return int(scale)
 
     def _initial_tile(self, hp: int, wp: int, out_bytes: int) -> int:
+        tile = self._configured_tile(hp, wp, out_bytes)
+        cap = self._tile_cap
+        if cap is None or cap <= 0:
+            return tile
+        return cap if tile <= 0 or tile > cap else tile
+
+    def _configured_tile(self, hp: int, wp: int, out_bytes: int) -> int:
         if self.tile != "auto":
             return int(self.tile)
         return auto_tile(
