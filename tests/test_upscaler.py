@@ -508,3 +508,17 @@ def test_bf16_upscaler_on_rrdbnet_is_close_to_fp32() -> None:
     a = Upscaler(net, tile=0).upscale(img)
     b = Upscaler(net, tile=0, precision="bf16").upscale(img)
     assert 35.0 < _psnr(a, b) < float("inf")
+
+
+def test_auto_tile_tiles_only_when_memory_is_short(monkeypatch: pytest.MonkeyPatch) -> None:
+    up = Upscaler(Nearest(2), tile="auto", tile_pad=2, tile_overlap=2)
+    img = _rand((64, 64, 3), np.uint8)
+    totals: list[int] = []
+    up.upscale(img, progress=lambda d, t: totals.append(t))
+    assert totals == [1]  # plenty of free memory: one tile
+    per_px = up._bytes_per_input_pixel()
+    monkeypatch.setattr(up, "_free_memory", lambda: 40 * 40 * per_px + img.nbytes * 4)
+    totals.clear()
+    out = up.upscale(img, progress=lambda d, t: totals.append(t))
+    assert totals[-1] == 4  # a 32-px core (40 - 2 * (2 + 2) -> 32) fits: 2 x 2 tiles
+    np.testing.assert_array_equal(out, _nearest_ref(img, 2))
