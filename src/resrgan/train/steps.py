@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -59,6 +60,9 @@ def synthesize_batch(
     from ..degrade.sharpen import usm_sharpen
 
     deg = cfg.degradation
+    if cfg.model == "esrgan" and not deg.gt_usm:
+        # gt_usm is a Real-ESRNet option: Real-ESRGAN always degrades from USM(gt) (§1.4 step 0)
+        deg = dataclasses.replace(deg, gt_usm=True)
     params = sample_degradation(
         gt400.shape[0], deg, generator=generator, gt_size_in=(gt400.shape[-2], gt400.shape[-1])
     )
