@@ -171,3 +171,30 @@ def test_missing_init_file_is_a_config_error(tmp_path: Path) -> None:
         load_init_weights(
             _tiny_rrdb(4), str(tmp_path / "missing.pth"), strict=True, key=None, field="init_from"
         )
+
+
+def test_cli_module_does_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, resrgan.cli.train; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA present")
+def test_cuda_requested_without_cuda(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(
+        [
+            "train",
+            str(CONFIGS / "smoke.yaml"),
+            "--data",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "run"),
+            "--device",
+            "cuda",
+        ]
+    )
+    assert rc == 2
+    assert "--device cuda: CUDA is not available here; use --device cpu" in capsys.readouterr().err
