@@ -198,3 +198,14 @@ def test_cuda_requested_without_cuda(tmp_path: Path, capsys: pytest.CaptureFixtu
     )
     assert rc == 2
     assert "--device cuda: CUDA is not available here; use --device cpu" in capsys.readouterr().err
+
+
+def test_resrgan_train_is_callable_whatever_the_import_order() -> None:
+    import resrgan
+    import resrgan.train.config  # noqa: F401  (binds the subpackage to resrgan.train)
+    from resrgan.train.loop import train
+
+    assert callable(resrgan.train)
+    with pytest.raises(ConfigError, match="unknown config key 'nope'"):
+        resrgan.train({"nope": 1}, run_dir="unused")  # type: ignore[arg-type]
+    assert train.__name__ == "train"

@@ -14,7 +14,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -363,7 +363,7 @@ def write_model(run_dir: Path, ema: nn.Module, cfg: TrainConfig, step: int) -> P
 
 
 def train(
-    cfg: TrainConfig | str | os.PathLike[str],
+    cfg: TrainConfig | Mapping[str, Any] | str | os.PathLike[str],
     *,
     run_dir: str | os.PathLike[str],
     data_root: str | os.PathLike[str] | None = None,
@@ -373,14 +373,18 @@ def train(
     overrides: list[str] | tuple[str, ...] = (),
     callback: Callback | None = None,
 ) -> TrainResult:
-    """Train Real-ESRNet or Real-ESRGAN as ``cfg`` says (a TrainConfig or a YAML path).
+    """Train Real-ESRNet or Real-ESRGAN as ``cfg`` says (a TrainConfig, a dict or a YAML path).
 
     ``run_dir`` receives config.yaml, metrics.jsonl, checkpoints/, val/ and model.{safetensors,pth}.
     ``resume`` continues from the newest valid checkpoint there. ``iters`` overrides
     ``total_iters``. ``callback`` receives every logged record (rank 0 only): ``{"step", "total",
     losses..., "lr_g"}``. Under torchrun each process runs this function; only rank 0 writes.
     """
-    if not isinstance(cfg, TrainConfig):
+    if isinstance(cfg, Mapping):
+        from ..config import apply_overrides, from_dict
+
+        cfg = from_dict(TrainConfig, apply_overrides(dict(cfg), list(overrides)))
+    elif not isinstance(cfg, TrainConfig):
         cfg = load_train_config(cfg, list(overrides))
     elif overrides:
         from ..config import apply_overrides, from_dict
