@@ -1,8 +1,10 @@
 """Device and precision choices for inference, and the checks that trigger a fallback.
 
-* ``auto``: fp16 on CUDA (bf16 on CUDA devices without fast fp16 is not a case torch exposes; fp16
-  is supported everywhere CUDA is), fp32 on CPU. ``bf16`` on CPU is opt-in (fast on CPUs with
-  AVX512-BF16/AMX).
+* ``auto``: fp16 on CUDA and MPS, fp32 on CPU. ``bf16`` on CPU is opt-in (fast on CPUs with
+  AVX512-BF16/AMX); ``fp16`` on a CPU whose torch cannot run fp16 convolutions becomes bf16.
+* Reduced precision runs under ``torch.autocast`` with the weights already in that dtype, so fp32
+  tensors the network keeps (its input, SRVGG's skip, RRDBNet's residual trunk with
+  :func:`keep_residual_fp32`) stay fp32.
 * A half-precision result with NaN/Inf, or an all-black tile from a non-black input (the fp16
   failure of upstream issue #330), is reported by :func:`half_output_is_bad`; the upscaler then
   redoes the image in fp32.
