@@ -219,7 +219,9 @@ def resolve_vgg19_weights(source: str = "auto", *, download: bool | None = None)
     if cached.is_file():
         return cached
     if download is None:
-        download = os.environ.get("RESRGAN_OFFLINE", "") not in ("1", "true", "yes")
+        from ..weights.download import offline
+
+        download = not offline()
     if download:
         log.info("downloading %s to %s", VGG19_URL, cached)
         return download_checked(VGG19_URL, cached, sha256_prefix=VGG19_HASH_PREFIX)
