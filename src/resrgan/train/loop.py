@@ -423,7 +423,9 @@ def _run(
         import yaml
 
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+        tmp = run_dir / ".config.yaml.tmp"
+        tmp.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+        os.replace(tmp, run_dir / "config.yaml")
     barrier(info)
 
     # 2. networks (initialised from the seed without touching the caller's global RNG), weights
