@@ -209,3 +209,13 @@ def test_resrgan_train_is_callable_whatever_the_import_order() -> None:
     with pytest.raises(ConfigError, match="unknown config key 'nope'"):
         resrgan.train({"nope": 1}, run_dir="unused")  # type: ignore[arg-type]
     assert train.__name__ == "train"
+
+
+def test_cli_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["train", str(CONFIGS / "smoke.yaml"), "--data", "x"])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "resrgan train: error: the following arguments are required: --out "
+        "(see: resrgan train --help)"
+    )
