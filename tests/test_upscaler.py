@@ -522,3 +522,11 @@ def test_auto_tile_tiles_only_when_memory_is_short(monkeypatch: pytest.MonkeyPat
     out = up.upscale(img, progress=lambda d, t: totals.append(t))
     assert totals[-1] == 4  # a 32-px core (40 - 2 * (2 + 2) -> 32) fits: 2 x 2 tiles
     np.testing.assert_array_equal(out, _nearest_ref(img, 2))
+
+
+@pytest.mark.slow
+def test_compiled_network_gives_the_same_result() -> None:
+    img = _rand((16, 16, 3), np.uint8)
+    a = Upscaler(_tiny_srvgg(), tile=0).upscale(img)
+    b = Upscaler(_tiny_srvgg(), tile=0, compile=True).upscale(img)
+    assert np.abs(a.astype(int) - b).max() <= 1
