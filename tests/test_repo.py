@@ -5,9 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import REPO
-
 import resrgan
+from conftest import REPO
 
 PUBLIC_API = [
     "RRDBNet",
@@ -39,6 +38,9 @@ def test_no_large_files_are_tracked() -> None:
     files = subprocess.run(
         ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True
     ).stdout.split(b"\0")
-    big = [f.decode() for f in files if f and (REPO / f.decode()).is_file()
-           and (REPO / f.decode()).stat().st_size > 512 * 1024]
+    big = [
+        f.decode()
+        for f in files
+        if f and (REPO / f.decode()).is_file() and (REPO / f.decode()).stat().st_size > 512 * 1024
+    ]
     assert big == [], f"weights/datasets must not enter git: {big}"

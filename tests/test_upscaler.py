@@ -530,3 +530,11 @@ def test_compiled_network_gives_the_same_result() -> None:
     a = Upscaler(_tiny_srvgg(), tile=0).upscale(img)
     b = Upscaler(_tiny_srvgg(), tile=0, compile=True).upscale(img)
     assert np.abs(a.astype(int) - b).max() <= 1
+
+
+def test_zoo_name_with_a_pth_suffix_names_the_zoo_model(ncnn_models_dir) -> None:
+    """As the original CLI: ``RealESRGAN_x4plus.pth`` drops everything after the first '.'."""
+    from resrgan.infer.upscaler import Upscaler
+
+    up = Upscaler("realesr-animevideov3.pth", tile=0)
+    assert up.scale == 4 and up.model_name == "realesr-animevideov3"

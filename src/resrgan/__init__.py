@@ -1,6 +1,7 @@
 """resrgan: Real-ESRGAN re-implemented.
 
-Importing this package is cheap and has no side effects: the public names below are loaded on first use.
+Importing this package is cheap and has no side effects: the public names below are loaded on
+first use.
 
     >>> from resrgan import Upscaler
     >>> Upscaler("RealESRGAN_x4plus").upscale("photo.jpg")

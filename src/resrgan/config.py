@@ -1,13 +1,16 @@
-"""Typed configuration: frozen dataclasses filled from YAML (``safe_load``) and ``key=value`` overrides.
+"""Typed configuration: frozen dataclasses filled from YAML (``safe_load``) and ``key=value``
+overrides.
 
 * Unknown keys are rejected with a "did you mean".
-* Values are coerced to the field's type (``int``, ``float``, ``bool``, ``str``, tuples/lists of those,
+* Values are coerced to the field's type (``int``, ``float``, ``bool``, ``str``, tuples/lists of
+  those,
   ``Optional[...]``, nested dataclasses).
 * No ``eval``/``exec``: override values are parsed as YAML scalars/lists.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import types
@@ -61,7 +64,10 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(args) != len(value):
                 raise ConfigError(f"{where}: expected {len(args)} values, got {list(value)!r}")
-            items = [_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args))]
+            items = [
+                _coerce(v, a, f"{where}[{i}]")
+                for i, (v, a) in enumerate(zip(value, args, strict=True))
+            ]
         else:
             inner = args[0] if args else Any
             items = [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
@@ -69,7 +75,16 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is bool:
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+        if isinstance(value, str) and value.lower() in (
+            "true",
+            "yes",
+            "on",
+            "1",
+            "false",
+            "no",
+            "off",
+            "0",
+        ):
             return value.lower() in ("true", "yes", "on", "1")
         raise ConfigError(f"{where}: expected true/false, got {value!r}")
     if tp is int:
@@ -140,10 +155,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = raw
     if isinstance(value, str):
         # YAML reads 1e-4 as a string; try a number.
-        try:
+        with contextlib.suppress(ValueError):
             value = float(value) if any(c in value for c in ".eE") else int(value)
-        except ValueError:
-            pass
     return key.split("."), value
 
 
@@ -182,9 +195,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_config(
-    cls: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()
-) -> T:
+def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
     """Load dataclass ``cls`` from an optional YAML file plus ``key=value`` overrides."""
     data = read_yaml(path) if path is not None else {}
     data = apply_overrides(data, overrides)

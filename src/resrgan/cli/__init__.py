@@ -41,7 +41,7 @@ def _load(module: str):  # type: ignore[no-untyped-def]
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors: ``resrgan CMD: error: MESSAGE (see: resrgan CMD --help)``, exit 2."""
+    """argparse with one-line errors (``resrgan CMD: error: MESSAGE (see: ...)``), exit 2."""
 
     def error(self, message: str) -> typing.NoReturn:  # type: ignore[override]
         _print_err(f"{self.prog}: error: {message} (see: {self.prog} --help)")

@@ -593,7 +593,10 @@ def _load_network(
     if not isinstance(model, str):
         raise UsageError(f"model: {model!r} is not a model name, a weights path or an nn.Module")
     path = Path(model_path) if model_path is not None else None
-    if path is None and (Path(model).is_file() or Path(model).suffix in (".pth", ".safetensors")):
+    if path is None and (
+        Path(model).is_file()
+        or (Path(model).suffix in (".pth", ".safetensors") and not _is_zoo_name(model))
+    ):
         path = Path(model)
     if path is not None:
         net, _arch, kwargs = load_model(path)
@@ -613,6 +616,15 @@ def _load_network(
         kw["denoise_strength"] = denoise_strength
     net, info = load_zoo_model(name, **kw)
     return net, name, int(info.scale)
+
+
+def _is_zoo_name(model: str) -> bool:
+    """``"RealESRGAN_x4plus.pth"`` is the zoo model (as the original CLI) unless a file exists."""
+    try:
+        from ..weights.zoo import MODELS
+    except ImportError:
+        return False
+    return "/" not in model and "\\" not in model and model.split(".")[0] in MODELS
 
 
 def _module_scale(model: nn.Module) -> int | None:

@@ -1,6 +1,7 @@
 """Network architectures and architecture detection from state dicts.
 
-``ARCHS`` maps an architecture name to its class; ``detect_arch(state_dict)`` returns the name and the
+``ARCHS`` maps an architecture name to its class; ``detect_arch(state_dict)`` returns the name and
+the
 constructor keyword arguments that reproduce the state dict's keys and shapes.
 """
 
@@ -71,7 +72,7 @@ def detect_arch(state_dict: Mapping[str, torch.Tensor]) -> tuple[str, dict[str, 
         )
         has_prelu = "body.1.weight" in state_dict and state_dict["body.1.weight"].ndim == 1
         # With PReLU every conv is followed by a parametrised activation: convs sit at even indices.
-        # Without it the activation has no keys but still occupies an index, so the layout is the same.
+        # Without it the activation has no keys but still occupies an index: the same layout.
         last = conv_idx[-1]
         num_conv = last // 2 - 1
         last_out = int(state_dict[f"body.{last}.weight"].shape[0])

@@ -1,6 +1,7 @@
 """RRDBNet, the ESRGAN / Real-ESRGAN generator.
 
-Class name, constructor arguments and state-dict keys follow BasicSR's ``RRDBNet`` so official weights load
+Class name, constructor arguments and state-dict keys follow BasicSR's ``RRDBNet`` so official
+weights load
 with ``strict=True``. Scale 2 and 1 put a pixel-unshuffle in front of the x4 trunk (spec §2.1).
 """
 

@@ -1,7 +1,8 @@
 """SRVGGNetCompact, the small VGG-style net of realesr-animevideov3 and realesr-general-x4v3.
 
 Class name, arguments and state-dict keys as in the original (spec §2.2): ``body`` is a ModuleList
-conv, act, (conv, act) * num_conv, conv; the output is pixel-shuffled and added to the nearest-upsampled
+conv, act, (conv, act) * num_conv, conv; the output is pixel-shuffled and added to the
+nearest-upsampled
 input.
 """
 
@@ -25,7 +26,8 @@ def _activation(act_type: str, num_feat: int) -> nn.Module:
 
 
 class SRVGGNetCompact(nn.Module):
-    """SRVGGNetCompact(num_in_ch=3, num_out_ch=3, num_feat=64, num_conv=16, upscale=4, act_type='prelu')."""
+    """SRVGGNetCompact(num_in_ch=3, num_out_ch=3, num_feat=64, num_conv=16, upscale=4,
+    act_type='prelu')."""
 
     def __init__(
         self,
@@ -42,7 +44,10 @@ class SRVGGNetCompact(nn.Module):
         self.num_out_ch = num_out_ch
         self.upscale = upscale
         self.scale = upscale
-        layers: list[nn.Module] = [nn.Conv2d(num_in_ch, num_feat, 3, 1, 1), _activation(act_type, num_feat)]
+        layers: list[nn.Module] = [
+            nn.Conv2d(num_in_ch, num_feat, 3, 1, 1),
+            _activation(act_type, num_feat),
+        ]
         for _ in range(num_conv):
             layers += [nn.Conv2d(num_feat, num_feat, 3, 1, 1), _activation(act_type, num_feat)]
         layers.append(nn.Conv2d(num_feat, num_out_ch * upscale * upscale, 3, 1, 1))
