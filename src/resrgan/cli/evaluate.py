@@ -193,29 +193,9 @@ def _parse_metrics(raw: str | None, have_gt: bool) -> list[str]:
 
 def read_rgb(path: Path) -> Any:
     """Pixels as HxWx3 in RGB order (uint8/uint16): grey replicated, alpha dropped."""
-    import numpy as np
+    from ..io.images import read_rgb as _read
 
-    try:
-        from ..io.images import read_image
-    except ImportError:  # pragma: no cover - io.images is part of the package
-        read_image = None
-    if read_image is not None:
-        px = read_image(path).pixels
-    else:  # pragma: no cover
-        import cv2
-
-        from ..errors import ImageReadError
-
-        px = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if px is None:
-            raise ImageReadError(f"{path}: cannot decode this file as an image")
-        if px.ndim == 3 and px.shape[2] >= 3:
-            px = px[..., [2, 1, 0]]
-    if px.ndim == 2:
-        px = px[..., None]
-    if px.shape[2] in (1, 2):  # L, LA
-        px = np.repeat(px[..., :1], 3, axis=2)
-    return np.ascontiguousarray(px[..., :3])
+    return _read(path)
 
 
 def _fmt(v: float | None, digits: int) -> str:

@@ -37,26 +37,9 @@ def read_rgb_float(path: str | os.PathLike[str]) -> np.ndarray:
     """(H, W, 3) float32 RGB in [0, 1], like upstream's cv2 ``IMREAD_COLOR`` read: gray is
     replicated to three channels and alpha is dropped. 16-bit files keep their precision
     (/65535; upstream reduces them to 8 bits first). Raises ImageReadError naming the file."""
-    try:
-        from ..io.images import read_image
-    except ImportError:  # pragma: no cover - io.images is part of the package
-        read_image = None
-    if read_image is not None:
-        px = read_image(path).pixels
-    else:  # pragma: no cover
-        import cv2
+    from ..io.images import read_rgb
 
-        data = np.fromfile(str(path), dtype=np.uint8)
-        px = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-        if px is None:
-            raise ImageReadError(f"{path}: cannot decode the image; the file is damaged")
-        if px.ndim == 3:
-            px = px[..., [2, 1, 0, *range(3, px.shape[2])]]
-    if px.ndim == 2:
-        px = px[..., None]
-    if px.shape[2] in (1, 2):
-        px = np.repeat(px[..., :1], 3, axis=2)
-    px = px[..., :3]
+    px = read_rgb(path)
     scale = 65535.0 if px.dtype == np.uint16 else 255.0
     return px.astype(np.float32) / np.float32(scale)
 

@@ -27,16 +27,10 @@ def _item_seed(seed: int, epoch: int, index: int) -> int:
 
 
 def _read_rgb(path: Path) -> torch.Tensor:
-    """(3, H, W) float32 RGB in [0, 1]; 8-bit decode like the original (cv2 IMREAD_COLOR)."""
-    import cv2
-    import numpy as np
+    """(3, H, W) float32 RGB in [0, 1] (gray replicated, alpha dropped, 16-bit kept)."""
+    from .hr import read_rgb_float
 
-    data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
-    if img is None:
-        raise ImageReadError(f"{path}: cannot read image (missing, empty or not an image)")
-    img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div_(255.0)
+    return torch.from_numpy(read_rgb_float(path).transpose(2, 0, 1).copy())
 
 
 def paired_paths(

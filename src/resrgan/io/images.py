@@ -348,6 +348,22 @@ def read_image(
     return ImageData(pixels=pixels, format=fmt, icc_profile=icc, exif=exif, path=p)
 
 
+def read_rgb(
+    path: str | os.PathLike[str], *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
+    """``(H, W, 3)`` RGB pixels (uint8 or uint16) of an image file: gray is replicated to three
+    channels and alpha is dropped, like cv2 ``IMREAD_COLOR`` but keeping 16 bits. For metrics and
+    training data, where the colour planes are all that matter."""
+    import numpy as np
+
+    px = read_image(path, max_pixels=max_pixels).pixels
+    if px.ndim == 2:
+        px = px[..., None]
+    if px.shape[2] in (1, 2):  # L, LA
+        px = np.repeat(px[..., :1], 3, axis=2)
+    return np.ascontiguousarray(px[..., :3])
+
+
 def _short(e: BaseException) -> str:
     text = " ".join(str(e).split()) or type(e).__name__
     return text if len(text) <= 200 else text[:197] + "..."
