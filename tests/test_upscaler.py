@@ -256,14 +256,10 @@ def test_tiled_matches_untiled_at_45db_random_deep_net_real_photo(real_lr_dir: P
     assert _psnr(hard, ref) < 45.0  # the net really has a receptive field beyond tile_pad
 
 
-@pytest.mark.slow
-def test_tiled_matches_untiled_at_45db_official_x4plus(real_lr_dir: Path) -> None:
-    try:
-        from resrgan.weights.zoo import load_zoo_model
+def test_tiled_matches_untiled_at_45db_official_x4plus(real_lr_dir: Path, ncnn_models_dir) -> None:
+    from resrgan.weights.zoo import load_zoo_model
 
-        net, _info = load_zoo_model("RealESRGAN_x4plus")
-    except Exception as e:  # noqa: BLE001 - any reason the offline model is missing
-        pytest.skip(f"RealESRGAN_x4plus not available offline: {e}")
+    net, _info = load_zoo_model("RealESRGAN_x4plus")
     img = _photo_crop(real_lr_dir, 64, 128)
     ref = Upscaler(net, tile=0).upscale(img)
     out = Upscaler(net, tile=64).upscale(img)
