@@ -209,3 +209,20 @@ def test_saved_files_load_in_spandrel(spandrel_module, tmp_path: Path, make) -> 
     x = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert torch.equal(desc.model.eval()(x), net(x))
+
+
+def test_saved_weights_get_normal_file_permissions(tmp_path: Path) -> None:
+    """Written via a temp file, but not left 0600 like a bare mkstemp: readable as any file."""
+    import os
+
+    from resrgan.nets import SRVGGNetCompact
+    from resrgan.weights.load import save_weights
+
+    umask = os.umask(0o022)
+    try:
+        p = save_weights(
+            tmp_path / "w.safetensors", SRVGGNetCompact(num_feat=4, num_conv=1).state_dict()
+        )
+    finally:
+        os.umask(umask)
+    assert p.stat().st_mode & 0o777 == 0o644

@@ -25,3 +25,24 @@ def weights_dir() -> Path:
     d = cache_dir() / "weights"
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+def temp_sibling(path: Path, suffix: str = ".tmp") -> tuple[int, str]:
+    """``(fd, name)`` of a new hidden temporary file next to ``path``, for write-then-rename.
+
+    Unlike a bare ``tempfile.mkstemp`` (always 0600), the file gets the permissions a plain
+    ``open()`` would give it (0666 minus the umask), so renamed weights and checkpoints are as
+    readable as any other file the user writes.
+    """
+    import tempfile
+
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.fchmod(fd, default_file_mode())
+    return fd, name
+
+
+def default_file_mode() -> int:
+    """0666 minus the process umask: the mode ``open(path, "w")`` gives a new file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask

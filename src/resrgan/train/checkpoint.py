@@ -22,7 +22,6 @@ import io
 import logging
 import os
 import re
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -30,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from ..paths import temp_sibling
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ def atomic_torch_save(obj: Any, path: Path, *, debug_hooks: bool = False) -> Pat
     step = str(obj.get("step")) if isinstance(obj, Mapping) else ""
     sleep_s = _debug_sleep(step) if debug_hooks else 0.0
     exit_in = os.environ.get("RESRGAN_DEBUG_SAVE_EXIT", "") if debug_hooks else ""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temp_sibling(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             half = len(data) // 2

@@ -13,13 +13,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import WeightsError
+from ..paths import temp_sibling
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def download(
             f"download the file yourself and pass it with --model_path"
         )
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    fd, tmp_name = temp_sibling(dest, ".part")
     tmp = Path(tmp_name)
     h = hashlib.sha256()
     done = 0

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import torch
 from torch import nn
 
 from ..errors import WeightsError
+from ..paths import default_file_mode, temp_sibling
 
 PTH_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
 PARAM_KEYS = ("params_ema", "params")
@@ -112,10 +112,11 @@ def load_model(
 
 def _atomic_write(path: Path, write: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temp_sibling(path)
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, default_file_mode())  # some writers replace the temp file: set it last
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
