@@ -21,6 +21,9 @@ from pathlib import Path
 from ..errors import WeightsError
 from ..paths import temp_sibling
 
+# how to use a file fetched by hand, for every "cannot download" message
+MANUAL_HINT = "pass its path instead of the name (--model_path when upscaling)"
+
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, "int | None"], None]
@@ -62,7 +65,7 @@ def download(
     if offline():
         raise WeightsError(
             f"{dest.name}: download of {url} refused because RESRGAN_OFFLINE=1; unset it, or "
-            f"download the file yourself and pass it with --model_path"
+            f"download the file yourself and {MANUAL_HINT}"
         )
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = temp_sibling(dest, ".part")
@@ -77,7 +80,7 @@ def download(
             except (urllib.error.URLError, OSError, ValueError) as e:
                 raise WeightsError(
                     f"{dest.name}: cannot download {url} ({e}); check the network, or download the "
-                    f"file yourself and pass it with --model_path"
+                    f"file yourself and {MANUAL_HINT}"
                 ) from None
             with resp:
                 length = resp.headers.get("Content-Length") if resp.headers else None

