@@ -8,20 +8,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from typing import Any
 
 HELP = "train Real-ESRNet (stage 1) or Real-ESRGAN (stage 2) from a YAML config"
 
 
-def _usage_error(message: str) -> None:
-    """argparse errors on one line (no usage block), exit 2."""
-    print(f"resrgan train: error: {message} (see: resrgan train --help)", file=sys.stderr)
-    raise SystemExit(2)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.error = _usage_error  # type: ignore[method-assign,assignment]
     parser.add_argument("config", help="training YAML (e.g. configs/realesrgan_x4plus.yaml)")
     parser.add_argument("--data", help="folder of HR training images (paired mode: the GT folder)")
     parser.add_argument("--out", required=True, help="run folder (checkpoints, metrics, model)")

@@ -48,14 +48,7 @@ def _tile(text: str) -> int | str:
     return value
 
 
-def _one_line_usage_error(message: str) -> None:
-    """argparse errors as one line (no usage block), exit 2."""
-    print(f"resrgan upscale: error: {message} (see: resrgan upscale --help)", file=sys.stderr)
-    raise SystemExit(2)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.error = _one_line_usage_error  # type: ignore[method-assign,assignment]
     a = parser.add_argument
     a("-i", "--input", required=True, help="input image or folder")
     a("-o", "--output", default="results", help="output folder (created; default: results)")
