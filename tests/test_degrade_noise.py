@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from resrgan.degrade.noise import add_gaussian_noise, add_poisson_noise, unique_value_counts
+from resrgan.degrade.noise import (
+    add_gaussian_noise,
+    add_poisson_noise,
+    derived_seed,
+    sample_generators,
+    unique_value_counts,
+)
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -140,3 +146,49 @@ def test_chunked_poisson_sampler_is_thread_count_independent_and_poisson() -> No
     # var of the sample variance of Poisson(λ): (λ + 2λ²)/n
     assert abs(a.var().item() - 7.5) < 4.5 * math.sqrt((7.5 + 2 * 7.5**2) / n)
     assert torch.equal(a, a.round())
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "poisson"])
+@pytest.mark.parametrize("shared", [True, False])
+def test_per_sample_generators_make_batched_equal_looped_bit_for_bit(
+    kind: str, shared: bool
+) -> None:
+    img = torch.rand(4, 3, 24, 24, generator=gen(1))
+    arg = torch.tensor([5.0, 10.0, 20.0, 30.0]) if kind == "gaussian" else torch.rand(4) * 3
+    gray = torch.tensor([True, False, True, False])
+    gmap = torch.randn(24, 24, generator=gen(2))
+
+    def run(x, a, g, start, stop):
+        gens = sample_generators(7, start, stop)
+        if kind == "poisson":
+            return add_poisson_noise(x, a, g, generator=gens, clip=False)
+        return add_gaussian_noise(
+            x, a, g, generator=gens, shared_gray=shared, gray_map=gmap, clip=False
+        )
+
+    batched = run(img, arg, gray, 0, 4)
+    looped = torch.cat(
+        [run(img[i : i + 1], arg[i : i + 1], gray[i : i + 1], i, i + 1) for i in range(4)]
+    )
+    assert torch.equal(batched, looped)
+    assert (batched - img).abs().max() > 1e-3  # noise was added
+    noise = batched - img
+    torch.testing.assert_close(noise[0, 0], noise[0, 2])  # gray stays gray
+    if kind == "gaussian" and shared:  # the one shared map, scaled per sample
+        torch.testing.assert_close(noise[0] / 5.0, noise[2] / 20.0)
+        torch.testing.assert_close(noise[0, 0] / 5.0, gmap / 255.0)
+
+
+def test_per_sample_generators_are_checked() -> None:
+    img = torch.rand(2, 3, 8, 8)
+    with pytest.raises(ValueError, match="3 generators for a batch of 2"):
+        add_gaussian_noise(img, 5.0, generator=sample_generators(0, 0, 3))
+    with pytest.raises(ValueError, match="need gray_map"):
+        add_gaussian_noise(img, 5.0, True, generator=sample_generators(0, 0, 2))
+
+
+def test_derived_seeds_differ_in_the_low_32_bits() -> None:
+    seeds = [derived_seed(123, i) for i in range(1000)] + [derived_seed(123, "gray")]
+    assert len({s & 0xFFFFFFFF for s in seeds}) == len(seeds)
+    assert all(0 <= s < 2**63 for s in seeds)
+    assert derived_seed(123, 0) == derived_seed(123, 0) != derived_seed(124, 0)

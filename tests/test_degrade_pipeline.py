@@ -232,15 +232,24 @@ def literal_feed_data(gt: torch.Tensor, p: DegradationParams, cfg: DegradationCo
     """Spec §1.4 steps 1-9 written out with the individual ops (the reference for the glue)."""
     from resrgan.degrade.filter import filter2d
     from resrgan.degrade.jpeg import jpeg_compress
-    from resrgan.degrade.noise import add_gaussian_noise, add_poisson_noise
+    from resrgan.degrade.noise import add_gaussian_noise, add_poisson_noise, derived_seed
     from resrgan.degrade.resize import resize
 
     def noise(x, st):
-        g = torch.Generator().manual_seed(st.noise_seed)
+        # sample i's noise from a generator seeded by (noise_seed, i); one gray map per stage
+        gens = [
+            torch.Generator().manual_seed(derived_seed(st.noise_seed, i)) for i in range(len(x))
+        ]
         gray = torch.tensor(st.gray_noise)
         if st.noise == "gaussian":
-            return add_gaussian_noise(x, torch.tensor(st.noise_sigma), gray, generator=g)
-        return add_poisson_noise(x, torch.tensor(st.poisson_scale), gray, generator=g)
+            gmap = torch.randn(
+                x.shape[-2:],
+                generator=torch.Generator().manual_seed(derived_seed(st.noise_seed, "gray")),
+            )
+            return add_gaussian_noise(
+                x, torch.tensor(st.noise_sigma), gray, generator=gens, gray_map=gmap
+            )
+        return add_poisson_noise(x, torch.tensor(st.poisson_scale), gray, generator=gens)
 
     s = cfg.scale
     ori_h, ori_w = gt.shape[-2:]
@@ -292,3 +301,20 @@ def test_public_resrgan_degrade_name_is_callable() -> None:
     )
     # resrgan.degrade is the subpackage once it is imported; calling it runs the pipeline
     assert torch.equal(resrgan.degrade(gt, p, cfg), degrade(gt, p, cfg))
+
+
+@pytest.mark.parametrize("seed", [0, 5])
+def test_chunking_does_not_change_the_batch(seed: int) -> None:
+    """The batch is worked through in chunks; every chunking gives the same bytes."""
+    gt = photo(3, size=200, seed=seed)
+    cfg = DegradationConfig(gt_size=128, crop_pad_size=200)
+    p = sample_degradation(
+        3, cfg, generator=torch.Generator().manual_seed(seed), gt_size_in=(200, 200)
+    )
+    whole = make_training_batch(gt, p, cfg, chunk=3)
+    for chunk in (1, 2):
+        part = make_training_batch(gt, p, cfg, chunk=chunk)
+        assert torch.equal(part.lq, whole.lq)
+        assert torch.equal(part.gt_usm, whole.gt_usm) and torch.equal(part.gt, whole.gt)
+    with pytest.raises(ValueError, match="chunk must be >= 1"):
+        degrade(gt, p, cfg, chunk=0)
