@@ -43,7 +43,7 @@ def _timed(profile: dict[str, float] | None, stage: str, ref: Tensor) -> Iterato
 
 # CPU: work through a batch this many bytes (float32, 3 channels at the input size) at a time,
 # so that the dozens of passes of each stage stay in cache (a 12 x 400 x 400 batch is 23 MB; on the
-2-core reference machine the degradation runs ~1.25x faster in threes than batched)
+# 2-core reference machine the degradation runs ~1.25x faster in threes than batched)
 _CHUNK_BYTES = 6 << 20
 
 
