@@ -153,3 +153,29 @@ def test_fft_single_thread_per_sample_path_equals_batched_path() -> None:
     finally:
         torch.set_num_threads(old)
     torch.testing.assert_close(one, two, atol=1e-6, rtol=0)
+
+
+def test_fft_size_is_even_smooth_and_minimal() -> None:
+    from resrgan.degrade.filter import fft_size
+
+    def smooth(m: int) -> bool:
+        for f in (2, 3, 5, 7):
+            while m % f == 0:
+                m //= f
+        return m == 1
+
+    for n in range(1, 700):
+        m = fft_size(n)
+        assert m >= n and m % 2 == 0 and smooth(m)
+        assert not any(smooth(k) for k in range(n + (n % 2), m, 2))
+    assert fft_size(420) == 420 and fft_size(437) == 448
+
+
+@pytest.mark.parametrize("size", [37, 61, 437])
+def test_fft_filter_at_awkward_sizes_equals_direct(size: int) -> None:
+    g = torch.Generator().manual_seed(size)
+    img = torch.rand(2, 3, size, size + 3, generator=g, dtype=torch.float64)
+    k = torch.rand(2, 21, 21, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(
+        filter2d(img, k, method="fft"), filter2d(img, k, method="direct"), rtol=0, atol=1e-12
+    )

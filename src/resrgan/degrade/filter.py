@@ -75,21 +75,37 @@ def filter2d(
 def _filter_fft(img: Tensor, kernel: Tensor, p: int) -> Tensor:
     """Correlation through FFTs of the reflect-padded planes (see :func:`filter2d`).
 
-    The 2-D transforms are composed of 1-D ones: a real FFT along W, then a complex FFT along H.
-    The kernel spectrum transforms only its k rows along W; the inverse keeps just the H output
-    rows before the last real inverse. Same numbers as ``rfft2``/``irfft2``, fewer copies.
+    The 2-D transforms are composed of 1-D ones of length :func:`fft_size` (zero-padded): a real
+    FFT along W, then a complex FFT along H. The kernel spectrum transforms only its k rows along
+    W; the inverse keeps just the H output rows before the last real inverse. Same numbers as
+    ``rfft2``/``irfft2`` up to float rounding, fewer copies.
     """
     b, c, h, w = img.shape
-    hp, wp = h + 2 * p, w + 2 * p
-    kspec = torch.fft.fft(torch.fft.rfft(kernel, n=wp, dim=-1), n=hp, dim=-2).conj()
+    # transform lengths >= the padded size have no wrap-around in the rows and columns kept;
+    # a length with small prime factors is several times faster (437: 40 ms, 448: 8 ms)
+    hf, wf = fft_size(h + 2 * p), fft_size(w + 2 * p)
+    kspec = torch.fft.fft(torch.fft.rfft(kernel, n=wf, dim=-1), n=hf, dim=-2).conj()
     out = torch.empty_like(img)
     # single-threaded CPU: one sample at a time keeps the spectra in cache (~2x faster, same
     # numbers); otherwise one batched call parallelises better
     step = 1 if img.device.type == "cpu" and torch.get_num_threads() == 1 else b
     for i in range(0, b, step):
         padded = F.pad(img[i : i + step], (p, p, p, p), mode="reflect")
-        spec = torch.fft.fft(torch.fft.rfft(padded, dim=-1), dim=-2)
+        spec = torch.fft.fft(torch.fft.rfft(padded, n=wf, dim=-1), n=hf, dim=-2)
         spec.mul_(kspec[i : i + step, None] if kspec.shape[0] == b else kspec[:, None])
         rows = torch.fft.ifft(spec, dim=-2)[..., :h, :]
-        out[i : i + step] = torch.fft.irfft(rows, n=wp, dim=-1)[..., :w]
+        out[i : i + step] = torch.fft.irfft(rows, n=wf, dim=-1)[..., :w]
     return out
+
+
+def fft_size(n: int) -> int:
+    """The smallest even m >= n whose prime factors are all 2, 3, 5 or 7 (fast FFT lengths)."""
+    m = n + (n % 2)
+    while True:
+        r = m
+        for f in (2, 3, 5, 7):
+            while r % f == 0:
+                r //= f
+        if r == 1:
+            return m
+        m += 2
