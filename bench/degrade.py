@@ -5,7 +5,9 @@
 Each batch: (B, 3, 400, 400) GT crops -> USM -> blur, resize, noise, JPEG (first and second order),
 final stage, quantisation -> paired crop (gt 256, lq 64 for x4). Parameters are drawn with the
 official x4plus distributions from a fixed seed, so every run times the same batches. The first
-batch is a warm-up and is not counted. Prints a Markdown table.
+batch is a warm-up and is not counted. Prints a Markdown table. On CPU the chunks of a batch run on
+single-threaded worker threads (resrgan.degrade.workers), so the stage times are summed over the
+workers: with 2 threads they add up to about twice the wall time per batch.
 """
 
 from __future__ import annotations

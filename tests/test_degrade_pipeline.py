@@ -318,3 +318,35 @@ def test_chunking_does_not_change_the_batch(seed: int) -> None:
         assert torch.equal(part.gt_usm, whole.gt_usm) and torch.equal(part.gt, whole.gt)
     with pytest.raises(ValueError, match="chunk must be >= 1"):
         degrade(gt, p, cfg, chunk=0)
+
+
+def test_sample_parallel_workers_change_no_value_and_no_thread_setting() -> None:
+    """On CPU the chunks run on single-threaded worker threads; the bytes are those of the
+    serial run, and the caller's torch thread settings are left as they were."""
+    import threading
+
+    from resrgan.degrade import workers
+
+    gt = photo(4, size=200, seed=7)
+    cfg = DegradationConfig(gt_size=128, crop_pad_size=200)
+    p = sample_degradation(
+        4, cfg, generator=torch.Generator().manual_seed(7), gt_size_in=(200, 200)
+    )
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        pooled = make_training_batch(gt, p, cfg, chunk=1)  # four chunks on two workers
+        assert workers._pool is not None and workers._pool_size == 2
+        assert torch.get_num_threads() == 2
+        seen: list[int] = []
+        t = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        t.start()
+        t.join()
+        assert seen == [2]  # a thread started afterwards gets the process default back
+        inside = list(workers._pool.map(lambda _: torch.get_num_threads(), range(4)))
+        assert inside == [1, 1, 1, 1]
+        torch.set_num_threads(1)
+        serial = make_training_batch(gt, p, cfg, chunk=1)  # one thread: no pool, in order
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(pooled.lq, serial.lq) and torch.equal(pooled.gt_usm, serial.gt_usm)

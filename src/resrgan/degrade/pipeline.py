@@ -7,6 +7,7 @@ quantised LQ; ``make_training_batch`` adds the USM of the GT and the paired rand
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from .noise import add_gaussian_noise, add_poisson_noise, derived_seed, sample_g
 from .params import FINAL_ORDERS, DegradationParams, KernelBatch, StageParams
 from .resize import resize
 from .sharpen import usm_sharpen
+from .workers import cpu_workers, map_samples
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +50,12 @@ _CHUNK_BYTES = 6 << 20
 
 
 def chunk_size(batch: int, h: int, w: int, device: torch.device) -> int:
-    """Samples per chunk: the whole batch on accelerators, cache-sized on CPU."""
+    """Samples per chunk: the whole batch on accelerators; on CPU cache-sized, and small enough
+    to give every sample-parallel worker (:mod:`resrgan.degrade.workers`) a chunk."""
     if device.type != "cpu":
         return batch
-    return max(1, min(batch, _CHUNK_BYTES // (12 * h * w)))
+    per_worker = -(-batch // cpu_workers())
+    return max(1, min(per_worker, _CHUNK_BYTES // (12 * h * w)))
 
 
 class _Run:
@@ -63,14 +67,18 @@ class _Run:
         self.device, self.dtype = ref.device, ref.dtype
         self._kernels: dict[str, Tensor | None] = {}
         self._gray: dict[tuple[int, int, int], Tensor] = {}
+        self._lock = threading.Lock()  # chunks may run on worker threads
 
     def kernels(self, name: str, size: int) -> Tensor | None:
-        if name not in self._kernels:
-            kb: KernelBatch = getattr(self.params, name)
-            self._kernels[name] = (
-                None if kb.is_identity() else kb.build(size, device=self.device, dtype=self.dtype)
-            )
-        return self._kernels[name]
+        with self._lock:
+            if name not in self._kernels:
+                kb: KernelBatch = getattr(self.params, name)
+                self._kernels[name] = (
+                    None
+                    if kb.is_identity()
+                    else kb.build(size, device=self.device, dtype=self.dtype)
+                )
+            return self._kernels[name]
 
     def blur(self, x: Tensor, name: str, size: int, sl: slice) -> Tensor:
         k = self.kernels(name, size)
@@ -92,12 +100,14 @@ class _Run:
     def gray_map(self, st: StageParams, x: Tensor) -> Tensor:
         """The stage's one gray map (upstream draws one per call and every gray sample uses it)."""
         key = (st.noise_seed, *x.shape[-2:])
-        if key not in self._gray:
-            gen = torch.Generator(device=x.device).manual_seed(derived_seed(st.noise_seed, "gray"))
-            self._gray[key] = torch.randn(
-                x.shape[-2:], generator=gen, device=x.device, dtype=x.dtype
-            )
-        return self._gray[key]
+        with self._lock:
+            if key not in self._gray:
+                seed = derived_seed(st.noise_seed, "gray")
+                gen = torch.Generator(device=x.device).manual_seed(seed)
+                self._gray[key] = torch.randn(
+                    x.shape[-2:], generator=gen, device=x.device, dtype=x.dtype
+                )
+            return self._gray[key]
 
 
 def _jpeg(x: Tensor, quality: tuple[float, ...]) -> Tensor:
@@ -152,8 +162,23 @@ def degrade(
     """
     _check(gt, params, cfg)
     run = _Run(params, cfg, gt)
-    out = torch.cat([_first(gt[sl], run, sl, profile) for sl in _chunks(gt, chunk)])
-    return _second(out, run, profile)
+
+    def part(sl: slice) -> tuple[Tensor, dict[str, float] | None]:
+        prof = None if profile is None else {}
+        return _first(gt[sl], run, sl, prof), prof
+
+    parts = map_samples(part, _chunks(gt, chunk), gt.device)
+    _merge(profile, [p for _, p in parts])
+    return _second(torch.cat([lq for lq, _ in parts]), run, profile)
+
+
+def _merge(profile: dict[str, float] | None, parts: list[dict[str, float] | None]) -> None:
+    """Add the chunks' stage times to ``profile`` (summed over the worker threads)."""
+    if profile is None:
+        return
+    for part in parts:
+        for k, v in (part or {}).items():
+            profile[k] = profile.get(k, 0.0) + v
 
 
 def _first(x: Tensor, run: _Run, sl: slice, profile: dict[str, float] | None) -> Tensor:
@@ -248,14 +273,19 @@ def make_training_batch(
     """
     _check(gt, params, cfg)
     run = _Run(params, cfg, gt)
-    lq, usm = [], []
-    for sl in _chunks(gt, chunk):
+
+    def part(sl: slice) -> tuple[Tensor, Tensor, dict[str, float] | None]:
+        prof = None if profile is None else {}
         x = gt[sl]
-        with _timed(profile, "usm", x):
+        with _timed(prof, "usm", x):
             x_usm = usm_sharpen(x)
-        lq.append(_first(x_usm if cfg.gt_usm else x, run, sl, profile))
-        usm.append(_gt_window(x_usm, params.crop_top, params.crop_left, cfg))
-    out = _second(torch.cat(lq), run, profile)
+        lq = _first(x_usm if cfg.gt_usm else x, run, sl, prof)
+        return lq, _gt_window(x_usm, params.crop_top, params.crop_left, cfg), prof
+
+    parts = map_samples(part, _chunks(gt, chunk), gt.device)
+    _merge(profile, [p for _, _, p in parts])
+    usm = [u for _, u, _ in parts]
+    out = _second(torch.cat([lq for lq, _, _ in parts]), run, profile)
     with _timed(profile, "crop", out):
         lq_c, (gt_c,) = paired_crop(out, (gt,), params.crop_top, params.crop_left, cfg)
     return TrainingBatch(lq=lq_c, gt=gt_c, gt_usm=torch.cat(usm))
