@@ -350,3 +350,28 @@ def test_sample_parallel_workers_change_no_value_and_no_thread_setting() -> None
     finally:
         torch.set_num_threads(before)
     assert torch.equal(pooled.lq, serial.lq) and torch.equal(pooled.gt_usm, serial.gt_usm)
+
+
+def test_a_forked_child_builds_its_own_worker_pool() -> None:
+    import multiprocessing as mp
+
+    from resrgan.degrade import workers
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        workers.map_samples(lambda i: i, [0, 1], torch.device("cpu"))  # the parent's pool exists
+        assert workers._pool is not None
+        ctx = mp.get_context("fork")
+        with ctx.Pool(1) as pool:
+            got = pool.apply(_child_map, ())
+    finally:
+        torch.set_num_threads(before)
+    assert got == [0, 2, 4]
+
+
+def _child_map() -> list[int]:
+    from resrgan.degrade import workers
+
+    assert workers._pool is None  # forgotten at fork: its threads are not in this process
+    return workers.map_samples(lambda i: 2 * i, [0, 1, 2], torch.device("cpu"))

@@ -17,6 +17,7 @@ pick their single-threaded paths (one sample at a time, no nested thread pools).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +34,16 @@ _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
 _failed = False
+
+
+def _forget_pool_in_child() -> None:
+    """A forked child (a DataLoader worker, say) has none of the parent's pool threads."""
+    global _pool, _pool_size, _lock
+    _pool, _pool_size, _lock = None, 0, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
 
 
 def _init_worker(barrier: threading.Barrier) -> None:
