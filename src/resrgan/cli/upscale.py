@@ -226,30 +226,12 @@ def _check_output_folder(folder: Path) -> None:
 
 
 def _check_device(device: str | None, gpu_id: int | None) -> None:
+    """Refuse a bad or missing --device/--gpu-id before any model is loaded."""
     if device is None and gpu_id is None:
         return
-    import torch
+    from ..infer.precision import resolve_device
 
-    if device is not None:
-        try:
-            dev = torch.device(device)
-        except (RuntimeError, ValueError):
-            raise UsageError(
-                f"--device: {device!r} is not a torch device; use cpu, cuda, cuda:N or mps"
-            ) from None
-    else:
-        dev = torch.device("cuda", int(gpu_id or 0))
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UsageError(
-                f"--device/--gpu-id: {dev} requested but CUDA is not available; use --device cpu"
-            )
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise UsageError(
-                f"--device/--gpu-id: {dev} does not exist ({torch.cuda.device_count()} GPU(s))"
-            )
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise UsageError(f"--device: {dev} requested but MPS is not available; use --device cpu")
+    resolve_device(device, gpu_id, cli=True)
 
 
 def _precision(args: argparse.Namespace) -> str:

@@ -33,30 +33,38 @@ PRECISIONS: dict[str, torch.dtype | None] = {
 _BLACK_INPUT_MIN = 4.0 / 255.0
 
 
-def resolve_device(device: str | torch.device | None, gpu_id: int | None) -> torch.device:
+def resolve_device(
+    device: str | torch.device | None, gpu_id: int | None, *, cli: bool = False
+) -> torch.device:
     """Explicit ``device`` wins; else ``cuda:{gpu_id}`` (0 included), else ``cuda`` if available,
-    else CPU."""
+    else CPU. Raises UsageError for a bad name or a device that is not there, worded for the
+    Python API, or for the command line's ``--device``/``--gpu-id`` when ``cli``."""
     if device is not None:
         try:
             dev = torch.device(device)
-        except (RuntimeError, TypeError) as e:
+        except (RuntimeError, TypeError, ValueError) as e:
             raise UsageError(
-                f"device: '{device}' is not a torch device ({e}); use e.g. 'cpu' or 'cuda:0'"
+                f"--device: {device!r} is not a torch device; use cpu, cuda, cuda:N or mps"
+                if cli
+                else f"device: '{device}' is not a torch device ({e}); use e.g. 'cpu' or 'cuda:0'"
             ) from None
     elif gpu_id is not None:
         dev = torch.device(f"cuda:{int(gpu_id)}")
     else:
         dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    where, instead = (
+        ("--device/--gpu-id: ", "--device cpu") if cli else ("device: ", "device='cpu'")
+    )
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise UsageError(
-                f"device: '{dev}' requested but CUDA is not available; use device='cpu'"
-            )
+            raise UsageError(f"{where}'{dev}' requested but CUDA is not available; use {instead}")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise UsageError(
-                f"gpu_id: {dev.index} but only {torch.cuda.device_count()} CUDA device(s)"
+                f"{where}'{dev}' does not exist: only {torch.cuda.device_count()} CUDA device(s)"
                 " are visible"
             )
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"{where}'{dev}' requested but MPS is not available; use {instead}")
     return dev
 
 
