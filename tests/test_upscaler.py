@@ -450,11 +450,15 @@ def test_scale_is_probed_for_modules_without_a_scale_attribute() -> None:
         ({"alpha_upsampler": "linear"}, "alpha_upsampler: 'linear' is not 'model'"),
         ({"tile_pad": -2}, "tile_pad: -2 must be an integer >= 0"),
         ({"device": "cuda:3"}, "CUDA is not available"),
+        ({"device": "mps"}, "device: 'mps' requested but MPS is not available; use device='cpu'"),
+        ({"device": "gpu7"}, "device: 'gpu7' is not a torch device"),
     ],
 )
 def test_bad_arguments_are_refused_with_messages(kwargs: dict, message: str) -> None:
-    if "device" in kwargs and torch.cuda.is_available():
+    if kwargs.get("device") == "cuda:3" and torch.cuda.is_available():
         pytest.skip("CUDA present")
+    if kwargs.get("device") == "mps" and torch.backends.mps.is_available():
+        pytest.skip("MPS present")
     with pytest.raises(UsageError, match=message):
         Upscaler(Nearest(2), **kwargs)
 
