@@ -160,25 +160,41 @@ def degrade(
     modified. ``profile``, if given, accumulates seconds per stage (blur, resize, noise, jpeg,
     final) for bench/degrade.py.
     """
+    return _in_chunks(gt, params, cfg, chunk, profile, sharpen=False)[0]
+
+
+def _in_chunks(
+    gt: Tensor,
+    params: DegradationParams,
+    cfg: DegradationConfig,
+    chunk: int | None,
+    profile: dict[str, float] | None,
+    *,
+    sharpen: bool,
+) -> tuple[Tensor, list[Tensor]]:
+    """:func:`degrade` of ``gt`` worked through in chunks (on the worker threads on CPU); with
+    ``sharpen`` each chunk is USM-sharpened first (and degraded from that when ``cfg.gt_usm``),
+    and its sharpened GT window is returned too. Stage times are summed over the chunks."""
     _check(gt, params, cfg)
     run = _Run(params, cfg, gt)
 
-    def part(sl: slice) -> tuple[Tensor, dict[str, float] | None]:
+    def part(sl: slice) -> tuple[Tensor, Tensor | None, dict[str, float] | None]:
         prof = None if profile is None else {}
-        return _first(gt[sl], run, sl, prof), prof
+        x, window = gt[sl], None
+        if sharpen:
+            with _timed(prof, "usm", x):
+                x_usm = usm_sharpen(x)
+            window = _gt_window(x_usm, params.crop_top, params.crop_left, cfg)
+            x = x_usm if cfg.gt_usm else x
+        return _first(x, run, sl, prof), window, prof
 
     parts = map_samples(part, _chunks(gt, chunk), gt.device)
-    _merge(profile, [p for _, p in parts])
-    return _second(torch.cat([lq for lq, _ in parts]), run, profile)
-
-
-def _merge(profile: dict[str, float] | None, parts: list[dict[str, float] | None]) -> None:
-    """Add the chunks' stage times to ``profile`` (summed over the worker threads)."""
-    if profile is None:
-        return
-    for part in parts:
-        for k, v in (part or {}).items():
-            profile[k] = profile.get(k, 0.0) + v
+    if profile is not None:
+        for _, _, prof in parts:
+            for k, v in (prof or {}).items():
+                profile[k] = profile.get(k, 0.0) + v
+    lq = _second(torch.cat([lq for lq, _, _ in parts]), run, profile)
+    return lq, [w for _, w, _ in parts if w is not None]
 
 
 def _first(x: Tensor, run: _Run, sl: slice, profile: dict[str, float] | None) -> Tensor:
@@ -271,21 +287,7 @@ def make_training_batch(
     worked through ``chunk`` samples at a time (USM, degradation and crop per chunk; default
     :func:`chunk_size`); the result does not depend on the chunking.
     """
-    _check(gt, params, cfg)
-    run = _Run(params, cfg, gt)
-
-    def part(sl: slice) -> tuple[Tensor, Tensor, dict[str, float] | None]:
-        prof = None if profile is None else {}
-        x = gt[sl]
-        with _timed(prof, "usm", x):
-            x_usm = usm_sharpen(x)
-        lq = _first(x_usm if cfg.gt_usm else x, run, sl, prof)
-        return lq, _gt_window(x_usm, params.crop_top, params.crop_left, cfg), prof
-
-    parts = map_samples(part, _chunks(gt, chunk), gt.device)
-    _merge(profile, [p for _, _, p in parts])
-    usm = [u for _, u, _ in parts]
-    out = _second(torch.cat([lq for lq, _, _ in parts]), run, profile)
+    out, usm = _in_chunks(gt, params, cfg, chunk, profile, sharpen=True)
     with _timed(profile, "crop", out):
         lq_c, (gt_c,) = paired_crop(out, (gt,), params.crop_top, params.crop_left, cfg)
     return TrainingBatch(lq=lq_c, gt=gt_c, gt_usm=torch.cat(usm))
