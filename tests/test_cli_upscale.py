@@ -675,3 +675,24 @@ def test_interrupt_exits_130_without_temp_files(
     assert len(names) == lines[-1]["done"] < N_RESUME
     for name in names:
         assert (out / name).read_bytes() == (clean / name).read_bytes(), name
+
+
+def test_json_lines_are_written_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A record and its newline go out in one write: a Ctrl-C between two writes once glued the
+    summary onto the last record's line."""
+    import io
+
+    from resrgan.cli import write_json_line
+
+    writes: list[str] = []
+
+    class Out(io.StringIO):
+        def write(self, s: str) -> int:
+            writes.append(s)
+            return super().write(s)
+
+    out = Out()
+    monkeypatch.setattr("sys.stdout", out)
+    write_json_line({"input": "a.png", "status": "done"})
+    write_json_line({"summary": True})
+    assert writes == ['{"input": "a.png", "status": "done"}\n', '{"summary": true}\n']

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 import typing
 from collections.abc import Sequence
@@ -46,6 +47,13 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> typing.NoReturn:  # type: ignore[override]
         _print_err(f"{self.prog}: error: {message} (see: {self.prog} --help)")
         raise SystemExit(2)
+
+
+def write_json_line(data: typing.Any) -> None:
+    """One JSON record on stdout, written and flushed as a single string: with ``print`` a signal
+    (Ctrl-C) between the text and its newline glued the next record onto the same line."""
+    sys.stdout.write(json.dumps(data) + "\n")
+    sys.stdout.flush()
 
 
 def _print_err(text: str) -> None:

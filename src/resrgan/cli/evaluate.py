@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import write_json_line
+
 HELP = "score images: NIQE (no reference) and PSNR/SSIM against a ground-truth folder"
 
 METRICS = ("niqe", "psnr", "ssim")
@@ -217,7 +219,6 @@ DIGITS = {"niqe": 4, "psnr": 4, "ssim": 4}
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
 
     from ..errors import ResrganError, UsageError
     from ..metrics.niqe import load_niqe_params, niqe
@@ -279,7 +280,7 @@ def run(args: argparse.Namespace) -> int:
         rows.append(row)
         if args.json:
             out = {k: _json_value(v) if k in METRICS else v for k, v in row.items()}
-            print(json.dumps(out), flush=True)
+            write_json_line(out)
 
     means: dict[str, float | None] = {}
     counts: dict[str, int] = {}
@@ -297,7 +298,7 @@ def run(args: argparse.Namespace) -> int:
         summary["unmatched_gt"] = [str(p) for p in plan.unmatched_gt]
         summary["crop_border"] = args.crop_border
         summary["test_y_channel"] = bool(args.test_y_channel)
-        print(json.dumps(summary), flush=True)
+        write_json_line(summary)
     else:
         _print_table(rows, metrics, means, counts, args)
         if plan.unmatched_gt:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import math
 import os
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelNotFoundError, UsageError
+from . import write_json_line
 
 HELP = "upscale an image or a folder of images (the original inference_realesrgan.py flags)"
 
@@ -301,7 +301,7 @@ class _Reporter:
 
     def __call__(self, event: Any) -> None:
         if self.as_json:
-            print(json.dumps(event.as_dict()), flush=True)
+            write_json_line(event.as_dict())
         elif event.status == "done":
             self._print(f"done     {event.input} -> {event.output} ({event.seconds:.1f} s)")
         elif event.status == "skipped":
@@ -319,7 +319,7 @@ class _Reporter:
     def summary(self, summary: Any) -> None:
         self.close()
         if self.as_json:
-            print(json.dumps(summary.as_dict()), flush=True)
+            write_json_line(summary.as_dict())
             return
         parts = [
             f"done {summary.done}",
