@@ -127,7 +127,7 @@ def speed(theirs, ours, path: Path, n: int, outscale: int) -> None:  # type: ign
     import torch
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from infer import conv_flops_per_pixel, matmul_gflops
+    from infer import alternate, conv_flops_per_pixel, matmul_gflops
 
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None or img.shape[0] < n or img.shape[1] < n:
@@ -137,17 +137,16 @@ def speed(theirs, ours, path: Path, n: int, outscale: int) -> None:  # type: ign
     theirs.enhance(img.copy(), outscale=outscale)  # warm-up: oneDNN builds kernels per shape
     ours.enhance(img.copy(), outscale=outscale)
     mm = matmul_gflops("fp32")
-    best = {"original": math.inf, "resrgan": math.inf}
-    for _ in range(3):
-        for name, side in (("original", theirs), ("resrgan", ours)):
-            t = time.perf_counter()
-            side.enhance(img.copy(), outscale=outscale)
-            best[name] = min(best[name], time.perf_counter() - t)
+
+    def run(side):  # type: ignore[no-untyped-def]
+        return lambda: side.enhance(img.copy(), outscale=outscale)
+
+    best = alternate({"original": run(theirs), "resrgan": run(ours)}, 3)
     mm = max(mm, matmul_gflops("fp32"))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {n}x{n} crop of "
           f"{path.name}; fp32 matmul 2048^2: {mm:.0f} GFLOP/s")  # fmt: skip
     print("| code | s | GFLOP/s | vs fp32 matmul |\n|---|---|---|---|")
-    for name, secs in best.items():
+    for name, (secs, _out) in best.items():
         g = flop / secs / 1e9
         print(f"| {name} | {secs:.3f} | {g:.0f} | {g / mm:.0%} |")
 

@@ -30,6 +30,26 @@ DATA = Path(os.environ.get("RESRGAN_SHARED", REPO.parent / "shared")) / "data" /
 MODELS = ("RealESRGAN_x4plus", "realesr-animevideov3")
 
 
+def conv_flop(m: object, out: object) -> int:
+    """FLOP of one Conv2d call that produced ``out`` (2 per multiply-add)."""
+    k = m.kernel_size[0] * m.kernel_size[1] * (m.in_channels // m.groups)  # type: ignore[attr-defined]
+    return 2 * out.numel() * k  # type: ignore[attr-defined]
+
+
+def alternate(fns: dict, reps: int) -> dict:
+    """Each of ``fns`` (name -> no-argument function) ``reps`` times, in turn, so that all meet the
+    machine in the same state; per name, the best time and that run's result."""
+    best: dict = {}
+    for _ in range(reps):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            out = fn()
+            secs = time.perf_counter() - t
+            if name not in best or secs < best[name][0]:
+                best[name] = (secs, out)
+    return best
+
+
 def conv_flops_per_pixel(net: object, scale_probe: int = 32) -> float:
     """FLOP per input pixel of every Conv2d, counted with forward hooks on a probe input."""
     import torch
@@ -37,8 +57,7 @@ def conv_flops_per_pixel(net: object, scale_probe: int = 32) -> float:
     total = [0]
 
     def hook(m: torch.nn.Conv2d, _i: object, out: torch.Tensor) -> None:
-        k = m.kernel_size[0] * m.kernel_size[1]
-        total[0] += 2 * out.numel() * (m.in_channels // m.groups) * k
+        total[0] += conv_flop(m, out)
 
     hs = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
     dtype = next(net.parameters()).dtype
@@ -78,8 +97,7 @@ def conv_share(up: object, img: object) -> tuple[float, float, float]:
 
     def post(m: torch.nn.Conv2d, _inp: tuple, out: torch.Tensor) -> None:
         acc["t"] += time.perf_counter() - acc["t0"]
-        k = m.kernel_size[0] * m.kernel_size[1] * (m.in_channels // m.groups)
-        acc["flop"] += 2 * out.numel() * k
+        acc["flop"] += conv_flop(m, out)
 
     convs = [m for m in up.model.modules() if isinstance(m, torch.nn.Conv2d)]  # type: ignore[attr-defined]
     hs = [m.register_forward_pre_hook(pre) for m in convs]
@@ -126,11 +144,8 @@ def one(model: str, size: int, tile: int, precision: str, threads: int) -> dict:
     # are run once at the same size; for large ones that cost is small next to the run itself
     up.upscale(img if size <= 128 else photo(64, 64))
     mm = matmul_gflops("fp32")
-    secs = float("inf")
-    for _ in range(3 if size <= 128 else 1):  # best of 3 where a run is short, as the matmul
-        t = time.perf_counter()
-        up.upscale(img)
-        secs = min(secs, time.perf_counter() - t)
+    # best of 3 where a run is short, as the matmul
+    secs = alternate({"row": lambda: up.upscale(img)}, 3 if size <= 128 else 1)["row"][0]
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before anything else here
     untiled = None
     if tile or precision != "fp32":  # the untiled fp32 time to compare with, measured next to
@@ -138,16 +153,13 @@ def one(model: str, size: int, tile: int, precision: str, threads: int) -> dict:
         # machine at different speeds
         flat = Upscaler(model, tile=0, precision="fp32")
         flat.upscale(img if size <= 128 else photo(64, 64))
-        untiled = float("inf")
-        for _ in range(3 if size <= 128 else 1):
-            t = time.perf_counter()
-            flat.upscale(img)
-            untiled = min(untiled, time.perf_counter() - t)
-            if size <= 128:
-                t = time.perf_counter()
-                up.upscale(img)
-                secs = min(secs, time.perf_counter() - t)
-        del flat
+        runs = {"untiled": lambda: flat.upscale(img)}
+        if size <= 128:
+            runs["row"] = lambda: up.upscale(img)
+        best = alternate(runs, 3 if size <= 128 else 1)
+        untiled = best["untiled"][0]
+        secs = min(secs, best.get("row", (secs,))[0])
+        del flat, runs, best
     conv = None
     if size <= 128 and tile == 0 and precision == "fp32":  # where the target is
         # where the time goes: the convolutions timed in place (best of 3 hooked runs)
@@ -245,15 +257,9 @@ def section_bf16(threads: int) -> None:
     img = photo(128, 128)
     for model in MODELS:
         ups = {prec: Upscaler(model, tile=0, precision=prec) for prec in ("fp32", "bf16")}
-        res: dict = {}
         for up in ups.values():  # warm-up at this size: oneDNN builds its kernels per shape
             up.upscale(img)
-        for _ in range(3):  # alternately, best of 3
-            for prec, up in ups.items():
-                t = time.perf_counter()
-                out = up.upscale(img)
-                secs = time.perf_counter() - t
-                res[prec] = min(res.get(prec, (secs, out)), (secs, out), key=lambda r: r[0])
+        res = alternate({prec: (lambda u=up: u.upscale(img)) for prec, up in ups.items()}, 3)
         a, b = res["fp32"], res["bf16"]
         print(
             f"| {model} | {a[0]:.2f} | {b[0]:.2f} | {a[0] / b[0]:.2f}x | {psnr(b[1], a[1]):.2f} |",
