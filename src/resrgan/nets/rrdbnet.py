@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import winograd
+
 
 class ResidualDenseBlock(nn.Module):
     """Five 3x3 convs with dense connections; output = conv5(...) * 0.2 + x."""
@@ -76,6 +78,9 @@ class RRDBNet(nn.Module):
         unshuffle = {4: 1, 2: 2, 1: 4}[scale]
         self._unshuffle = unshuffle
         self._num_grow_ch = num_grow_ch
+        # inference on the CPU in fp32 runs the dense blocks as Winograd F(4x4, 3x3)
+        # (resrgan.nets.winograd: ~1.5x faster, float rounding apart); False: direct convolutions
+        self.winograd = True
         self.conv_first = nn.Conv2d(num_in_ch * unshuffle * unshuffle, num_feat, 3, 1, 1)
         self.body = nn.Sequential(
             *[RRDB(num_feat=num_feat, num_grow_ch=num_grow_ch) for _ in range(num_block)]
@@ -105,6 +110,8 @@ class RRDBNet(nn.Module):
         for a 512x512 input each is 1 GiB in fp32)."""
         if _has_hooks(self.body):  # someone watches the blocks: call them as modules
             body = self.body(feat)
+        elif self.winograd and winograd.supported(feat, self.conv_first.weight):
+            body = self._trunk_winograd(feat)
         else:
             ws = _DenseWorkspace(feat, extra=4 * self._num_grow_ch)
             body = feat
@@ -117,6 +124,22 @@ class RRDBNet(nn.Module):
         feat = feat + self.conv_body(body)
         del body
         return self._tail_in_bands(feat)
+
+    def _trunk_winograd(self, feat: torch.Tensor) -> torch.Tensor:
+        """The RRDB trunk with :mod:`resrgan.nets.winograd` dense blocks, image by image."""
+        n, c, h, w = feat.shape
+        ws = winograd.DenseBlockWinograd(h, w, c, self._num_grow_ch, feat.device)
+        x = ws.interior(0, c)  # the dense blocks work in place here
+        out = torch.empty_like(feat)
+        for i in range(n):
+            body = feat[i].clone(memory_format=torch.contiguous_format)  # the RRDB's input
+            x.copy_(body)
+            for rrdb in self.body:
+                for rdb in (rrdb.rdb1, rrdb.rdb2, rrdb.rdb3):
+                    ws.rdb(winograd.rdb_weights(rdb, ws.weight_matrix))
+                body.copy_(x.mul_(0.2).add_(body))  # y * 0.2 + x, the next RRDB's input
+            out[i].copy_(body)
+        return out
 
     def _tail(self, feat: torch.Tensor) -> torch.Tensor:
         feat = F.leaky_relu_(
