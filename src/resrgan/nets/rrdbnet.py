@@ -129,16 +129,15 @@ class RRDBNet(nn.Module):
         """The RRDB trunk with :mod:`resrgan.nets.winograd` dense blocks, image by image."""
         n, c, h, w = feat.shape
         ws = winograd.DenseBlockWinograd(h, w, c, self._num_grow_ch, feat.device)
-        x = ws.interior(0, c)  # the dense blocks work in place here
         out = torch.empty_like(feat)
         for i in range(n):
-            body = feat[i].clone(memory_format=torch.contiguous_format)  # the RRDB's input
-            x.copy_(body)
+            ws.load(feat[i])
+            body = ws.core(0, c).clone()  # the RRDB residual's input
             for rrdb in self.body:
                 for rdb in (rrdb.rdb1, rrdb.rdb2, rrdb.rdb3):
                     ws.rdb(winograd.rdb_weights(rdb, ws.weight_matrix))
-                body.copy_(x.mul_(0.2).add_(body))  # y * 0.2 + x, the next RRDB's input
-            out[i].copy_(body)
+                ws.rrdb_end(body)
+            out[i].copy_(ws.store(c))
         return out
 
     def _tail(self, feat: torch.Tensor) -> torch.Tensor:

@@ -66,18 +66,6 @@ def transform_weight(weight: torch.Tensor, matrix: torch.Tensor | None = None) -
     return torch.mm(k, flat.t()).view(36, co, ci)
 
 
-def _input_kernel(device: torch.device) -> torch.Tensor:
-    """``B^T d B`` as a stride-4 6x6 convolution with 36 outputs, one per Winograd position."""
-    bt = _f64(_BT)
-    return torch.einsum("ai,bj->abij", bt, bt).reshape(36, 1, 6, 6).float().to(device)
-
-
-def _output_matrix(device: torch.device) -> torch.Tensor:
-    """``A^T m A`` as a (16, 36) matrix: output (p, q) of a tile from its 36 products."""
-    at = _f64(_AT)
-    return torch.einsum("pa,qb->pqab", at, at).reshape(16, 36).float().to(device)
-
-
 def supported(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """The dense blocks take the Winograd path: fp32 on the CPU, no autocast, no autograd."""
     return (
@@ -90,72 +78,117 @@ def supported(x: torch.Tensor, weight: torch.Tensor) -> bool:
 
 
 class DenseBlockWinograd:
-    """Workspace and weights for running an RRDBNet trunk's dense blocks on (C, H, W) maps."""
+    """An RRDBNet trunk's dense blocks on one image's maps, kept in tile layout.
+
+    ``P`` (6, 6, C, th, tw) holds the block's input x and the growth maps being made, as the 6x6
+    input tiles the transform reads: position (a, b) of tile (i, j) is pixel
+    (4i + a - 1, 4j + b - 1). The 4x4 core (a, b in 1..4) is written by the output transform of
+    the convolution that makes the map; the ring is copied from the neighbouring tiles' cores
+    and is zero at the image border (set once). ``U`` (36, C, tiles) holds the transforms of the
+    concatenation x, x1..x4 (a growth map is only needed in P until it is transformed). Every
+    step is then a matrix product or a copy of whole (channels x tiles) rows, with no gather.
+    Memory: 36 floats per tile and channel in U (192 channels) and P (96): ~2.6 KB per pixel."""
 
     def __init__(self, h: int, w: int, num_feat: int, num_grow_ch: int, device: torch.device):
         self.h, self.w = h, w
         self.th, self.tw = -(-h // 4), -(-w // 4)
         self.feat, self.grow = num_feat, num_grow_ch
         channels = num_feat + 4 * num_grow_ch
-        tiles = self.th * self.tw
-        self.U = torch.empty(channels, 36, tiles, device=device)
-        # zero border; interiors are written, the margins beyond h, w are kept at zero
-        self.pad = torch.zeros(channels, 4 * self.th + 2, 4 * self.tw + 2, device=device)
-        self._bt = _input_kernel(device)
-        self._at = _output_matrix(device)
+        self.tiles = self.th * self.tw
+        self.P = torch.zeros(6, 6, num_feat + num_grow_ch, self.th, self.tw, device=device)
+        self.U = torch.empty(36, channels, self.tiles, device=device)
         self.weight_matrix = _weight_matrix(device)
-        self._y = {c: torch.empty(16, c * tiles, device=device) for c in {num_feat, num_grow_ch}}
+        bt = _f64(_BT)
+        self._b36 = torch.einsum("ai,bj->abij", bt, bt).reshape(36, 36).float().to(device)
+        at = _f64(_AT)
+        self._a16 = torch.einsum("pa,qb->pqab", at, at).reshape(16, 36).float().to(device)
+        self._y = torch.empty(16 * max(num_feat, num_grow_ch) * self.tiles, device=device)
 
-    def interior(self, c0: int, c1: int) -> torch.Tensor:
-        """Channels c0:c1 of ``pad`` without the border: (c, h, w)."""
-        return self.pad[c0:c1, 1 : self.h + 1, 1 : self.w + 1]
+    # ---------------------------------------------------------------- layout conversions
+    def load(self, x: torch.Tensor) -> None:
+        """(C, h, w) maps -> the core and ring of the first C channels."""
+        c = x.shape[0]
+        core = self.P[1:5, 1:5, :c].permute(2, 3, 0, 4, 1)  # (c, th, 4, tw, 4)
+        full = torch.zeros(c, 4 * self.th, 4 * self.tw, device=x.device)
+        full[:, : self.h, : self.w] = x
+        core.copy_(full.unflatten(1, (self.th, 4)).unflatten(3, (self.tw, 4)))
+        self._ring(0, c)
 
-    def _transform_in(self, c0: int, c1: int) -> None:
-        d = self.pad[c0:c1].unsqueeze(1)
-        self.U[c0:c1] = F.conv2d(d, self._bt, stride=4).view(c1 - c0, 36, -1)
+    def core(self, c0: int, c1: int) -> torch.Tensor:
+        """The cores of channels c0:c1: (4, 4, c, th, tw), a view."""
+        return self.P[1:5, 1:5, c0:c1]
 
-    def _products(self, wt: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        """(36, Cout, tiles) products of the transformed kernel with the first Cin channels of
-        ``U``; the bias goes to the slot that reaches every output."""
-        cin = wt.shape[2]
-        m = torch.bmm(wt, self.U[:cin].transpose(0, 1))
-        m[_BIAS_SLOT].add_(bias.view(-1, 1))
-        return m
+    def store(self, c: int) -> torch.Tensor:
+        """The first C channels as (C, h, w) maps."""
+        core = self.core(0, c).permute(2, 3, 0, 4, 1).reshape(c, 4 * self.th, 4 * self.tw)
+        return core[:, : self.h, : self.w]
 
-    def _tiles_out(self, m: torch.Tensor) -> torch.Tensor:
-        """(36, C, tiles) -> (C, th, 4, tw, 4): the output tiles, a strided view."""
-        c = m.shape[1]
-        y = torch.mm(self._at, m.view(36, -1), out=self._y[c])
-        return y.view(4, 4, c, self.th, self.tw).permute(2, 3, 0, 4, 1)
+    def rrdb_end(self, body: torch.Tensor) -> None:
+        """End of an RRDB: the first C channels become ``y * 0.2 + body`` (``body``: the cores
+        at the RRDB's start, (4, 4, C, th, tw)), and ``body`` their copy for the next RRDB."""
+        c = body.shape[2]
+        self.core(0, c).mul_(0.2).add_(body)
+        self._ring(0, c)
+        body.copy_(self.core(0, c))
 
-    def _dest(self, c0: int, c1: int) -> torch.Tensor:
-        """Channels c0:c1 of ``pad`` over the whole tiles, as (c, th, 4, tw, 4)."""
-        full = self.pad[c0:c1, 1 : 4 * self.th + 1, 1 : 4 * self.tw + 1]
-        return full.unflatten(1, (self.th, 4)).unflatten(3, (self.tw, 4))
+    # ---------------------------------------------------------------- steps
+    def _ring(self, c0: int, c1: int) -> None:
+        """Copy the neighbours' edge pixels into the rings of channels c0:c1 (after the cores
+        are final): rows first, then columns over all six rows (the corners)."""
+        p = self.P
+        if self.th > 1:
+            p[0, 1:5, c0:c1, 1:].copy_(p[4, 1:5, c0:c1, :-1])
+            p[5, 1:5, c0:c1, :-1].copy_(p[1, 1:5, c0:c1, 1:])
+        if self.tw > 1:
+            p[:, 0, c0:c1, :, 1:].copy_(p[:, 4, c0:c1, :, :-1])
+            p[:, 5, c0:c1, :, :-1].copy_(p[:, 1, c0:c1, :, 1:])
 
     def _clear_margin(self, c0: int, c1: int) -> None:
-        if self.h < 4 * self.th:
-            self.pad[c0:c1, self.h + 1 :].zero_()
-        if self.w < 4 * self.tw:
-            self.pad[c0:c1, :, self.w + 1 :].zero_()
+        """Zero the core pixels at rows >= h or columns >= w (the last tile row / column)."""
+        rows = self.h - 4 * (self.th - 1)  # pixels of the last tile row inside the image
+        if rows < 4:
+            self.P[1 + rows : 5, :, c0:c1, -1].zero_()
+        cols = self.w - 4 * (self.tw - 1)
+        if cols < 4:
+            self.P[:, 1 + cols : 5, c0:c1, :, -1].zero_()
+
+    def _transform_in(self, c0: int, c1: int, u0: int) -> None:
+        """U[:, u0:...] = B^T d B for every tile of P's channels c0:c1, as one product with the
+        36x36 ``B^T (x) B^T``: 6x the multiply-adds of two 6x6 passes, but one read of P and one
+        write of U, in place (both are strided matrices that BLAS reads directly)."""
+        n = (c1 - c0) * self.tiles
+        src = self.P[:, :, c0:c1].view(36, n)
+        torch.mm(self._b36, src, out=self.U[:, u0 : u0 + c1 - c0].view(36, n))
+
+    def _conv(self, wt: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """A 3x3 convolution of the first Cin channels of ``U`` (the concatenation), as output
+        tiles (4, 4, Cout, th, tw) in a reused buffer: 36 products (Cout, Cin) x (Cin, tiles)
+        with the transformed kernel, then one product with the 16x36 ``A^T (x) A^T``. The bias
+        goes to the product slot that reaches all 16 outputs of a tile."""
+        m = torch.bmm(wt, self.U[:, : wt.shape[2]])
+        m[_BIAS_SLOT].add_(bias.view(-1, 1))
+        co = wt.shape[1]
+        y = self._y[: 16 * co * self.tiles].view(16, -1)
+        torch.mm(self._a16, m.view(36, -1), out=y)
+        return y.view(4, 4, co, self.th, self.tw)
 
     def rdb(self, weights: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        """One dense block on ``interior(0, num_feat)``, in place: it becomes
+        """One dense block on the first num_feat channels, in place: they become
         ``conv5(...) * 0.2 + x`` with x1..x4 = leaky_relu(conv_k(cat), 0.2) as in
         :class:`resrgan.nets.rrdbnet.ResidualDenseBlock`."""
         f, g = self.feat, self.grow
-        self._transform_in(0, f)
+        self._transform_in(0, f, 0)
         c = f
         for wt, bias in weights[:4]:
-            dest = self._dest(c, c + g)
-            torch.ops.aten.leaky_relu.out(self._tiles_out(self._products(wt, bias)), 0.2, out=dest)
-            self._clear_margin(c, c + g)
-            self._transform_in(c, c + g)
+            torch.ops.aten.leaky_relu.out(self._conv(wt, bias), 0.2, out=self.core(f, f + g))
+            self._clear_margin(f, f + g)
+            self._ring(f, f + g)
+            self._transform_in(f, f + g, c)
             c += g
-        wt, bias = weights[4]
-        y5 = self._tiles_out(self._products(wt, bias)).mul(0.2)
-        self._dest(0, f).add_(y5)  # x + conv5 * 0.2, the rounding of conv5 * 0.2 + x
+        y5 = self._conv(*weights[4]).mul_(0.2)
+        self.core(0, f).add_(y5)  # x + conv5 * 0.2, the rounding of conv5 * 0.2 + x
         self._clear_margin(0, f)
+        self._ring(0, f)
 
 
 def rdb_weights(
