@@ -8,6 +8,10 @@ CLI start-up, memory.
 Each speed row runs in its own subprocess so that its peak RSS (ru_maxrss) is its own. GFLOP/s
 counts the network's convolutions (2 FLOP per multiply-add; RealESRGAN_x4plus is 35.8 MFLOP per
 input pixel) over the pixels actually computed (tiles include their context and blend bands).
+On the CPU in fp32, RRDBNet computes its dense blocks as Winograd F(4x4, 3x3)
+(``resrgan.nets.winograd``) with a quarter of the multiplies; GFLOP/s still counts the direct
+convolutions' FLOP (an effective rate), so it can exceed the matmul's. The 128x128 fp32 x4plus
+rows also time the same upscale with direct convolutions (``RRDBNet.winograd = False``).
 Times are the best of several runs where runs are short (the matmul: of 10, before and after each
 row's runs, in the row's process; a 128x128 upscale: of 3), so that ratios compare capabilities
 rather than the noise of a shared machine. Needs the official models offline
@@ -82,36 +86,6 @@ def matmul_gflops(dtype_name: str = "fp32", n: int = 2048, reps: int = 10) -> fl
     return 2 * n**3 / best / 1e9
 
 
-def conv_share(up: object, img: object) -> tuple[float, float, float]:
-    """One upscale of ``img`` with every Conv2d timed where it runs (forward pre/post hooks
-    around each call, so each convolution reads its input just after the network wrote it).
-    Returns ``(total_seconds, conv_seconds, conv_flop)``. Hooks make RRDBNet's body take its
-    module-call path (plain ``torch.cat``, out-of-place activations); the convolutions and
-    their inputs are the same."""
-    import torch
-
-    acc = {"t": 0.0, "flop": 0, "t0": 0.0}
-
-    def pre(_m: torch.nn.Conv2d, _inp: tuple) -> None:
-        acc["t0"] = time.perf_counter()
-
-    def post(m: torch.nn.Conv2d, _inp: tuple, out: torch.Tensor) -> None:
-        acc["t"] += time.perf_counter() - acc["t0"]
-        acc["flop"] += conv_flop(m, out)
-
-    convs = [m for m in up.model.modules() if isinstance(m, torch.nn.Conv2d)]  # type: ignore[attr-defined]
-    hs = [m.register_forward_pre_hook(pre) for m in convs]
-    hs += [m.register_forward_hook(post) for m in convs]
-    try:
-        t = time.perf_counter()
-        up.upscale(img)  # type: ignore[attr-defined]
-        total = time.perf_counter() - t
-    finally:
-        for h in hs:
-            h.remove()
-    return total, acc["t"], acc["flop"]
-
-
 def photo(h: int, w: int, y: int = 0, x: int = 0) -> object:
     """A real-photo crop at (y, x) (tiled from OST_009.png if needed), RGB uint8."""
     import cv2
@@ -134,7 +108,6 @@ def one(model: str, size: int, tile: int, precision: str, threads: int) -> dict:
     import torch
 
     torch.set_num_threads(threads)
-    from resrgan.infer.tiling import computed_fraction
     from resrgan.infer.upscaler import Upscaler
 
     up = Upscaler(model, tile=tile, precision=precision)
@@ -160,12 +133,21 @@ def one(model: str, size: int, tile: int, precision: str, threads: int) -> dict:
         untiled = best["untiled"][0]
         secs = min(secs, best.get("row", (secs,))[0])
         del flat, runs, best
-    conv = None
-    if size <= 128 and tile == 0 and precision == "fp32":  # where the target is
-        # where the time goes: the convolutions timed in place (best of 3 hooked runs)
-        conv = min((conv_share(up, img) for _ in range(3)), key=lambda r: r[1])
+    direct = None
+    if size <= 128 and tile == 0 and precision == "fp32" and hasattr(up.model, "winograd"):
+        # RRDBNet's Winograd dense blocks against its direct convolutions, interleaved
+        def plain() -> object:
+            up.model.winograd = False
+            try:
+                return up.upscale(img)
+            finally:
+                up.model.winograd = True
+
+        best = alternate({"winograd": lambda: up.upscale(img), "direct": plain}, 3)
+        secs = min(secs, best["winograd"][0])
+        direct = (best["direct"][0], psnr(best["winograd"][1], best["direct"][1]))
     mm = max(mm, matmul_gflops("fp32"))  # the reference, measured around this row's runs
-    frac = computed_fraction(size, size, tile=tile, tile_pad=up.tile_pad, overlap=up.tile_overlap)
+    frac = up.computed_fraction(size, size, tile)  # its own plan (tiles rounded to its blocks)
     return {
         "seconds": secs,
         "computed_fraction": frac,
@@ -174,8 +156,8 @@ def one(model: str, size: int, tile: int, precision: str, threads: int) -> dict:
         "peak_rss_mb": rss,
         "matmul_gflops": mm,
         "untiled_seconds": untiled,
-        "conv_gflops": conv[2] / conv[1] / 1e9 if conv else None,
-        "conv_time_share": conv[1] / conv[0] if conv else None,
+        "direct_seconds": direct[0] if direct else None,
+        "direct_psnr": direct[1] if direct else None,
     }
 
 
@@ -194,7 +176,8 @@ def section_speed(sizes: list[int], threads: int) -> None:
     print(f"\n## Speed ({threads} threads; matmul 2048^2: fp32 {mm:.0f} GFLOP/s, bf16 {mmb:.0f})\n")
     print(
         "| model | input | tile | precision | s | computed/image px | GFLOP/s | vs fp32 matmul "
-        "| its convs (time share) | tiled / (untiled x computed) | peak RSS MB |"
+        "| direct convs: s (Winograd speed-up; PSNR) | tiled / (untiled x computed) "
+        "| peak RSS MB |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for model in MODELS:
@@ -209,8 +192,10 @@ def section_speed(sizes: list[int], threads: int) -> None:
                     eff = f"{r['seconds'] / (r['untiled_seconds'] * r['computed_fraction']):.2f}"
                 elif r.get("untiled_seconds"):
                     eff = f"bf16 speed-up {r['untiled_seconds'] / r['seconds']:.2f}x"
-                cg, share = r.get("conv_gflops"), r.get("conv_time_share")
-                ceil = f"{cg / r['matmul_gflops']:.0%} ({share:.0%} of the time)" if cg else ""
+                ds = r.get("direct_seconds")
+                ceil = (
+                    f"{ds:.2f} ({ds / r['seconds']:.2f}x; {r['direct_psnr']:.1f} dB)" if ds else ""
+                )
                 print(
                     f"| {model} | {size}x{size} | {tile or '-'} | {prec} | {r['seconds']:.2f} "
                     f"| {r['computed_fraction']:.2f} | {r['gflops']:.1f} "
@@ -224,7 +209,6 @@ def section_tiles(quick: bool, threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    from resrgan.infer.tiling import computed_fraction
     from resrgan.infer.upscaler import Upscaler
     from resrgan.weights.zoo import load_zoo_model
 
@@ -238,9 +222,9 @@ def section_tiles(quick: bool, threads: int) -> None:
     print("| tile_pad | overlap | PSNR dB | computed px / image px (128^2) | same for 1024^2 |")
     print("|---|---|---|---|---|")
     for pad, ov in settings:
-        out = Upscaler(net, tile=64, tile_pad=pad, tile_overlap=ov).upscale(img)
-        f128 = computed_fraction(128, 128, tile=64, tile_pad=pad, overlap=ov)
-        f1k = computed_fraction(1024, 1024, tile=64, tile_pad=pad, overlap=ov)
+        up = Upscaler(net, tile=64, tile_pad=pad, tile_overlap=ov)
+        out = up.upscale(img)
+        f128, f1k = up.computed_fraction(128, 128, 64), up.computed_fraction(1024, 1024, 64)
         note = " (original: hard crop)" if ov == 0 and pad == 10 else ""
         print(f"| {pad} | {ov}{note} | {psnr(out, ref):.2f} | {f128:.2f} | {f1k:.2f} |", flush=True)
 

@@ -42,6 +42,34 @@ def test_cores_partition_the_axis_and_context_is_clipped(
 
 
 @given(
+    blocks=st.integers(1, 80),
+    tile=st.integers(0, 128),
+    tile_pad=st.integers(0, 20),
+    overlap=st.integers(0, 32),
+    multiple=st.sampled_from([2, 4, 8, 16]),
+)
+def test_spans_grow_to_a_multiple_with_more_context_only(
+    blocks: int, tile: int, tile_pad: int, overlap: int, multiple: int
+) -> None:
+    """Rounded spans keep their cores and supports (the blend is unchanged), only gain context
+    (after first), stay inside the axis, and are multiples whenever the axis length is one."""
+    for length in (blocks * multiple, blocks * multiple + 1):
+        plain = axis_spans(length, tile, tile_pad=tile_pad, overlap=overlap)
+        spans = axis_spans(length, tile, tile_pad=tile_pad, overlap=overlap, multiple=multiple)
+        for p, s in zip(plain, spans, strict=True):
+            assert (s.core_start, s.core_stop, s.support_start, s.support_stop) == (
+                p.core_start, p.core_stop, p.support_start, p.support_stop,
+            )  # fmt: skip
+            assert 0 <= s.start <= p.start and p.stop <= s.stop <= length
+            assert s.size - p.size < multiple
+            assert s.start == p.start or s.stop == length  # grown after first
+            if length % multiple == 0:
+                assert s.size % multiple == 0
+            else:
+                assert s.size % multiple == 0 or (s.start, s.stop) == (0, length)
+
+
+@given(
     length=st.integers(1, 200),
     tile=st.integers(1, 96),
     overlap=st.integers(0, 40),

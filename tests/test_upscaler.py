@@ -201,6 +201,29 @@ def test_mod_pad_for_pixel_unshuffle_models(
 
 
 # --------------------------------------------------------------------------- tiling
+@pytest.mark.parametrize("scale", [1, 2, 4])
+def test_tiles_of_rrdbnet_are_whole_blocks_of_its_trunk(scale: int) -> None:
+    """x2 / x1 tiles must be multiples of the pixel-unshuffle (2 / 4; odd tiles crashed), and
+    on the CPU in fp32 of 4 of those (RRDBNet's Winograd trunk computes 4x4 blocks anyway)."""
+    torch.manual_seed(0)
+    net = Recorder(RRDBNet(scale=scale, num_feat=8, num_block=1, num_grow_ch=4))
+    img = _rand((101, 97, 3), np.uint8, seed=scale)
+    ref = Upscaler(net.net, tile=0).upscale(img)
+    for tile in (32, 40):
+        up = Upscaler(net, tile=tile, tile_pad=8, tile_overlap=8)
+        net.shapes.clear()
+        out = up.upscale(img)
+        unshuffle = {4: 1, 2: 2, 1: 4}[scale]
+        assert len(net.shapes) > 4
+        assert all(h % (4 * unshuffle) == 0 and w % (4 * unshuffle) == 0
+                   for h, w in (s[2:] for s in net.shapes))  # fmt: skip
+        assert out.shape == ref.shape == (101 * scale, 97 * scale, 3)
+        mse = np.mean((out.astype(np.float64) - ref) ** 2)
+        assert mse < 255**2 / 1e4  # > 40 dB: tiles and the whole image nearly agree
+    fp16_like = Upscaler(net.net, tile=32, precision="bf16")
+    assert fp16_like._tile_multiple() == {4: 1, 2: 2, 1: 4}[scale]  # only the unshuffle then
+
+
 def test_tiled_equals_untiled_for_small_receptive_field_net() -> None:
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 3 * 16, 3, padding=1), nn.PixelShuffle(4))

@@ -82,12 +82,17 @@ class TilePlan:
         return sum(s.size for s in self.ys) * sum(s.size for s in self.xs)
 
 
-def axis_spans(length: int, tile: int, *, tile_pad: int, overlap: int) -> tuple[Span, ...]:
+def axis_spans(
+    length: int, tile: int, *, tile_pad: int, overlap: int, multiple: int = 1
+) -> tuple[Span, ...]:
     """Split ``[0, length)`` into near-equal cores of at most ``tile`` cells.
 
     ``tile <= 0`` or ``tile >= length`` gives one span covering the axis (no tiling). Each inner
     seam gets a blend band of half-width ``min(overlap, smallest core // 2)``, and each span
-    ``tile_pad`` cells of context beyond its support, clipped to ``[0, length)``.
+    ``tile_pad`` cells of context beyond its support, clipped to ``[0, length)``, then more
+    context (after, then before) until its size is a multiple of ``multiple`` where the axis
+    allows: a pixel-unshuffle needs it, and a network that works on blocks computes those cells
+    anyway. With ``length`` a multiple of ``multiple``, every span's size is one.
     """
     if length <= 0:
         raise ValueError(f"axis length must be positive, got {length}")
@@ -109,8 +114,7 @@ def axis_spans(length: int, tile: int, *, tile_pad: int, overlap: int) -> tuple[
                 core_stop=c1,
                 support_start=s0,
                 support_stop=s1,
-                start=max(0, s0 - tile_pad),
-                stop=min(length, s1 + tile_pad),
+                **_rounded(max(0, s0 - tile_pad), min(length, s1 + tile_pad), length, multiple),
                 blend_before=before,
                 blend_after=after,
             )
@@ -118,22 +122,35 @@ def axis_spans(length: int, tile: int, *, tile_pad: int, overlap: int) -> tuple[
     return tuple(spans)
 
 
+def _rounded(start: int, stop: int, length: int, multiple: int) -> dict[str, int]:
+    extra = (-(stop - start)) % multiple
+    after = min(extra, length - stop)
+    before = min(extra - after, start)
+    return {"start": start - before, "stop": stop + after}
+
+
 def plan_tiles(
-    height: int, width: int, *, tile: int, tile_pad: int = 10, overlap: int = 24
-) -> TilePlan:
+    height: int, width: int, *, tile: int, tile_pad: int = 10, overlap: int = 24,
+    multiple: int = 1,
+) -> TilePlan:  # fmt: skip
     """Tile plan for an ``height x width`` input with cores of at most ``tile x tile`` (0: one
-    tile)."""
+    tile) and tile sizes rounded up to ``multiple`` (see :func:`axis_spans`)."""
+    kw = {"tile_pad": tile_pad, "overlap": overlap, "multiple": multiple}
     return TilePlan(
         height=height,
         width=width,
-        ys=axis_spans(height, tile, tile_pad=tile_pad, overlap=overlap),
-        xs=axis_spans(width, tile, tile_pad=tile_pad, overlap=overlap),
+        ys=axis_spans(height, tile, **kw),
+        xs=axis_spans(width, tile, **kw),
     )
 
 
-def computed_fraction(height: int, width: int, *, tile: int, tile_pad: int, overlap: int) -> float:
+def computed_fraction(
+    height: int, width: int, *, tile: int, tile_pad: int, overlap: int, multiple: int = 1
+) -> float:
     """Computed input pixels over image pixels for a plan (1.0 when untiled)."""
-    plan = plan_tiles(height, width, tile=tile, tile_pad=tile_pad, overlap=overlap)
+    plan = plan_tiles(
+        height, width, tile=tile, tile_pad=tile_pad, overlap=overlap, multiple=multiple
+    )
     return plan.computed_pixels / (height * width)
 
 

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelNotFoundError, ResrganError, UsageError, WeightsError
+from ..nets import RRDBNet
 from .precision import (
     half_output_is_bad,
     is_out_of_memory,
@@ -376,11 +377,28 @@ class Upscaler:
 
     def _padded_size(self, h: int, w: int) -> tuple[int, int]:
         hp, wp = h + self.pre_pad, w + self.pre_pad
-        m = {1: 4, 2: 2}.get(self.scale, 1)
+        m = _unshuffle(self.scale)
         return hp + (-hp) % m, wp + (-wp) % m
 
     def _plan(self, hp: int, wp: int, tile: int) -> TilePlan:
-        return plan_tiles(hp, wp, tile=tile, tile_pad=self.tile_pad, overlap=self.tile_overlap)
+        return plan_tiles(
+            hp, wp, tile=tile, tile_pad=self.tile_pad, overlap=self.tile_overlap,
+            multiple=self._tile_multiple(),
+        )  # fmt: skip
+
+    def _tile_multiple(self) -> int:
+        """What tile sizes are rounded up to: x2 and x1 models pixel-unshuffle by 2 and 4, and
+        RRDBNet's Winograd trunk (fp32 on the CPU) computes whole 4x4 blocks of the unshuffled
+        input, so context up to the next block comes for free."""
+        m = _unshuffle(self.scale)
+        if self.device.type == "cpu" and self.dtype == torch.float32:
+            winograd = (isinstance(n, RRDBNet) and n.winograd for n in self.model.modules())
+            m *= 4 if any(winograd) else 1
+        return m
+
+    def computed_fraction(self, h: int, w: int, tile: int) -> float:
+        """Input pixels the network computes for an h x w image at ``tile``, over h * w."""
+        return self._plan(*self._padded_size(h, w), tile).computed_pixels / (h * w)
 
     def _run_plane(
         self,
@@ -512,6 +530,11 @@ class Upscaler:
         import psutil
 
         return int(psutil.virtual_memory().available * 0.5)
+
+
+def _unshuffle(scale: int) -> int:
+    """RRDBNet's pixel-unshuffle factor at ``scale`` (input sizes must be its multiples)."""
+    return {1: 4, 2: 2}.get(scale, 1)
 
 
 def auto_tile(hp: int, wp: int, *, bytes_per_pixel: int, free_bytes: int, margin: int) -> int:

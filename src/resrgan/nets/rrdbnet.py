@@ -108,9 +108,9 @@ class RRDBNet(nn.Module):
         memory traffic: the dense blocks concatenate into two reused buffers, activations and
         residuals are in place, and the x4 tail runs in row bands (its maps are 16x the input;
         for a 512x512 input each is 1 GiB in fp32)."""
-        if _has_hooks(self.body):  # someone watches the blocks: call them as modules
+        if winograd.has_hooks(self.body):  # someone watches the blocks: call them as modules
             body = self.body(feat)
-        elif self.winograd and winograd.supported(feat, self.conv_first.weight):
+        elif self.winograd and winograd.supported(feat, self.body):
             body = self._trunk_winograd(feat)
         else:
             ws = _DenseWorkspace(feat, extra=4 * self._num_grow_ch)
@@ -128,15 +128,18 @@ class RRDBNet(nn.Module):
     def _trunk_winograd(self, feat: torch.Tensor) -> torch.Tensor:
         """The RRDB trunk with :mod:`resrgan.nets.winograd` dense blocks, image by image."""
         n, c, h, w = feat.shape
-        ws = winograd.DenseBlockWinograd(h, w, c, self._num_grow_ch, feat.device)
+        g = self._num_grow_ch
+        ws = winograd.TileMaps(
+            h, w, p_channels=c + g, u_channels=c + 4 * g, out_channels=c, device=feat.device
+        )
         out = torch.empty_like(feat)
         for i in range(n):
             ws.load(feat[i])
             body = ws.core(0, c).clone()  # the RRDB residual's input
             for rrdb in self.body:
                 for rdb in (rrdb.rdb1, rrdb.rdb2, rrdb.rdb3):
-                    ws.rdb(winograd.rdb_weights(rdb, ws.weight_matrix))
-                ws.rrdb_end(body)
+                    winograd.dense_block(ws, winograd.rdb_weights(rdb, ws.weight_matrix), c, g)
+                winograd.rrdb_end(ws, body)
             out[i].copy_(ws.store(c))
         return out
 
@@ -208,14 +211,6 @@ class _DenseWorkspace:
 
 def _is_channels_last(t: torch.Tensor) -> bool:
     return t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
-
-
-def _has_hooks(root: nn.Module) -> bool:
-    from torch.nn.modules import module as _module
-
-    if _module._global_forward_hooks or _module._global_forward_pre_hooks:
-        return True
-    return any(m._forward_hooks or m._forward_pre_hooks for m in root.modules())
 
 
 def _scaled_residual(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

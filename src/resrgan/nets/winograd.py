@@ -20,8 +20,10 @@ as (channel, 36, tile).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 # F(4x4, 3x3) with interpolation points 0, 1, -1, 2, -2, inf (exact rationals, kept in float64)
@@ -57,52 +59,68 @@ def _weight_matrix(device: torch.device) -> torch.Tensor:
 
 
 def transform_weight(weight: torch.Tensor, matrix: torch.Tensor | None = None) -> torch.Tensor:
-    """(Cout, Cin, 3, 3) kernel -> (36, Cout, Cin) ``G g G^T`` in float32: one matrix product,
-    ~0.25 ms for a dense block's five kernels, so it is done per call instead of keeping 4x the
-    weights in memory (x4plus: 267 MB)."""
+    """(Cout, Cin, 3, 3) kernel -> (36, Cout, Cin) ``G g G^T`` in float32: one matrix product
+    (~0.04 ms for a 160->32 kernel), so it is done per call instead of keeping 4x the weights
+    in memory (x4plus: 267 MB). The result is a view in whichever order the kernel's memory
+    gives without a copy (channels-last kernels: (Cout, 36, Cin) underneath)."""
     co, ci = weight.shape[:2]
     k = _weight_matrix(weight.device) if matrix is None else matrix
-    flat = weight.detach().float().reshape(co * ci, 9)
-    return torch.mm(k, flat.t()).view(36, co, ci)
+    w = weight.detach()
+    if w.is_contiguous():
+        return torch.mm(k, w.view(co * ci, 9).t()).view(36, co, ci)
+    return torch.matmul(k, w.permute(0, 2, 3, 1).reshape(co, 9, ci)).permute(1, 0, 2)
 
 
-def supported(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """The dense blocks take the Winograd path: fp32 on the CPU, no autocast, no autograd."""
+def supported(x: torch.Tensor, net: nn.Module) -> bool:
+    """Whether ``net`` runs its convolutions here: fp32 on the CPU, no autograd, no autocast,
+    and no hooks (someone watching the layers gets them called as modules)."""
     return (
         x.device.type == "cpu"
         and x.dtype == torch.float32
-        and weight.dtype == torch.float32
+        and next(net.parameters()).dtype == torch.float32
         and not torch.is_grad_enabled()
         and not torch.is_autocast_enabled("cpu")
+        and not has_hooks(net)
     )
 
 
-class DenseBlockWinograd:
-    """An RRDBNet trunk's dense blocks on one image's maps, kept in tile layout.
+def has_hooks(root: nn.Module) -> bool:
+    """Forward (pre-)hooks on ``root``, any module below it, or globally."""
+    from torch.nn.modules import module as _module
 
-    ``P`` (6, 6, C, th, tw) holds the block's input x and the growth maps being made, as the 6x6
-    input tiles the transform reads: position (a, b) of tile (i, j) is pixel
-    (4i + a - 1, 4j + b - 1). The 4x4 core (a, b in 1..4) is written by the output transform of
-    the convolution that makes the map; the ring is copied from the neighbouring tiles' cores
-    and is zero at the image border (set once). ``U`` (36, C, tiles) holds the transforms of the
-    concatenation x, x1..x4 (a growth map is only needed in P until it is transformed). Every
-    step is then a matrix product or a copy of whole (channels x tiles) rows, with no gather.
-    Memory: 36 floats per tile and channel in U (192 channels) and P (96): ~2.6 KB per pixel."""
+    if _module._global_forward_hooks or _module._global_forward_pre_hooks:
+        return True
+    return any(m._forward_hooks or m._forward_pre_hooks for m in root.modules())
 
-    def __init__(self, h: int, w: int, num_feat: int, num_grow_ch: int, device: torch.device):
+
+class TileMaps:
+    """One image's feature maps in tile layout, and the Winograd convolutions on them.
+
+    ``P`` (6, 6, C, th, tw) holds maps as the 6x6 input tiles the transform reads: position
+    (a, b) of tile (i, j) is pixel (4i + a - 1, 4j + b - 1). The 4x4 core (a, b in 1..4) is
+    written by the output transform of the convolution that makes the map; the ring is copied
+    from the neighbouring tiles' cores and is zero at the image border (set once). ``U``
+    (36, C, tiles) holds transforms, concatenated along C for the dense blocks. Every step is a
+    matrix product or a copy of whole (channels x tiles) rows, with no gather.
+    Memory: 36 floats per tile and channel of P and of U (RRDBNet: 96 and 192 channels,
+    ~2.6 KB per pixel)."""
+
+    def __init__(
+        self, h: int, w: int, *, p_channels: int, u_channels: int, out_channels: int,
+        device: torch.device,
+    ) -> None:  # fmt: skip
         self.h, self.w = h, w
         self.th, self.tw = -(-h // 4), -(-w // 4)
-        self.feat, self.grow = num_feat, num_grow_ch
-        channels = num_feat + 4 * num_grow_ch
         self.tiles = self.th * self.tw
-        self.P = torch.zeros(6, 6, num_feat + num_grow_ch, self.th, self.tw, device=device)
-        self.U = torch.empty(36, channels, self.tiles, device=device)
+        self.P = torch.zeros(6, 6, p_channels, self.th, self.tw, device=device)
+        self.U = torch.empty(36, u_channels, self.tiles, device=device)
         self.weight_matrix = _weight_matrix(device)
         bt = _f64(_BT)
         self._b36 = torch.einsum("ai,bj->abij", bt, bt).reshape(36, 36).float().to(device)
         at = _f64(_AT)
         self._a16 = torch.einsum("pa,qb->pqab", at, at).reshape(16, 36).float().to(device)
-        self._y = torch.empty(16 * max(num_feat, num_grow_ch) * self.tiles, device=device)
+        self._y = torch.empty(16 * out_channels * self.tiles, device=device)
+        self._views: dict[tuple, Any] = {}
 
     # ---------------------------------------------------------------- layout conversions
     def load(self, x: torch.Tensor) -> None:
@@ -112,83 +130,116 @@ class DenseBlockWinograd:
         full = torch.zeros(c, 4 * self.th, 4 * self.tw, device=x.device)
         full[:, : self.h, : self.w] = x
         core.copy_(full.unflatten(1, (self.th, 4)).unflatten(3, (self.tw, 4)))
-        self._ring(0, c)
+        self.ring(0, c)
 
     def core(self, c0: int, c1: int) -> torch.Tensor:
         """The cores of channels c0:c1: (4, 4, c, th, tw), a view."""
-        return self.P[1:5, 1:5, c0:c1]
+        return self._view(("core", c0, c1), lambda: self.P[1:5, 1:5, c0:c1])
 
     def store(self, c: int) -> torch.Tensor:
-        """The first C channels as (C, h, w) maps."""
-        core = self.core(0, c).permute(2, 3, 0, 4, 1).reshape(c, 4 * self.th, 4 * self.tw)
-        return core[:, : self.h, : self.w]
-
-    def rrdb_end(self, body: torch.Tensor) -> None:
-        """End of an RRDB: the first C channels become ``y * 0.2 + body`` (``body``: the cores
-        at the RRDB's start, (4, 4, C, th, tw)), and ``body`` their copy for the next RRDB."""
-        c = body.shape[2]
-        self.core(0, c).mul_(0.2).add_(body)
-        self._ring(0, c)
-        body.copy_(self.core(0, c))
+        """The first C channels as (C, h, w) maps (a copy)."""
+        return self.to_maps(self.core(0, c))
 
     # ---------------------------------------------------------------- steps
-    def _ring(self, c0: int, c1: int) -> None:
+    # A dense block is ~60 kernel calls; the views they work on are made once per workspace
+    # (slicing them anew each time cost ~0.5 ms per block, ~7 % of a 100x100 forward).
+    def _view(self, key: tuple, make: Callable[[], object]) -> Any:
+        v = self._views.get(key)
+        if v is None:
+            v = self._views[key] = make()
+        return v
+
+    def ring(self, c0: int, c1: int) -> None:
         """Copy the neighbours' edge pixels into the rings of channels c0:c1 (after the cores
         are final): rows first, then columns over all six rows (the corners)."""
+        for dst, src in self._view(("ring", c0, c1), lambda: self._ring_pairs(c0, c1)):
+            dst.copy_(src)
+
+    def _ring_pairs(self, c0: int, c1: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         p = self.P
+        pairs = []
         if self.th > 1:
-            p[0, 1:5, c0:c1, 1:].copy_(p[4, 1:5, c0:c1, :-1])
-            p[5, 1:5, c0:c1, :-1].copy_(p[1, 1:5, c0:c1, 1:])
+            pairs.append((p[0, 1:5, c0:c1, 1:], p[4, 1:5, c0:c1, :-1]))
+            pairs.append((p[5, 1:5, c0:c1, :-1], p[1, 1:5, c0:c1, 1:]))
         if self.tw > 1:
-            p[:, 0, c0:c1, :, 1:].copy_(p[:, 4, c0:c1, :, :-1])
-            p[:, 5, c0:c1, :, :-1].copy_(p[:, 1, c0:c1, :, 1:])
+            pairs.append((p[:, 0, c0:c1, :, 1:], p[:, 4, c0:c1, :, :-1]))
+            pairs.append((p[:, 5, c0:c1, :, :-1], p[:, 1, c0:c1, :, 1:]))
+        return pairs
 
-    def _clear_margin(self, c0: int, c1: int) -> None:
+    def clear_margin(self, c0: int, c1: int) -> None:
         """Zero the core pixels at rows >= h or columns >= w (the last tile row / column)."""
-        rows = self.h - 4 * (self.th - 1)  # pixels of the last tile row inside the image
-        if rows < 4:
-            self.P[1 + rows : 5, :, c0:c1, -1].zero_()
-        cols = self.w - 4 * (self.tw - 1)
-        if cols < 4:
-            self.P[:, 1 + cols : 5, c0:c1, :, -1].zero_()
+        for v in self._view(("margin", c0, c1), lambda: self._margins(c0, c1)):
+            v.zero_()
 
-    def _transform_in(self, c0: int, c1: int, u0: int) -> None:
+    def _margins(self, c0: int, c1: int) -> list[torch.Tensor]:
+        rows = self.h - 4 * (self.th - 1)  # pixels of the last tile row inside the image
+        cols = self.w - 4 * (self.tw - 1)
+        views = [self.P[1 + rows : 5, :, c0:c1, -1]] if rows < 4 else []
+        return views + ([self.P[:, 1 + cols : 5, c0:c1, :, -1]] if cols < 4 else [])
+
+    def transform_in(self, c0: int, c1: int, u0: int) -> None:
         """U[:, u0:...] = B^T d B for every tile of P's channels c0:c1, as one product with the
         36x36 ``B^T (x) B^T``: 6x the multiply-adds of two 6x6 passes, but one read of P and one
         write of U, in place (both are strided matrices that BLAS reads directly)."""
         n = (c1 - c0) * self.tiles
-        src = self.P[:, :, c0:c1].view(36, n)
-        torch.mm(self._b36, src, out=self.U[:, u0 : u0 + c1 - c0].view(36, n))
+        src, dst = self._view(
+            ("in", c0, c1, u0),
+            lambda: (self.P[:, :, c0:c1].view(36, n), self.U[:, u0 : u0 + c1 - c0].view(36, n)),
+        )
+        torch.mm(self._b36, src, out=dst)
 
-    def _conv(self, wt: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    def conv(self, wt: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """A 3x3 convolution of the first Cin channels of ``U`` (the concatenation), as output
         tiles (4, 4, Cout, th, tw) in a reused buffer: 36 products (Cout, Cin) x (Cin, tiles)
         with the transformed kernel, then one product with the 16x36 ``A^T (x) A^T``. The bias
         goes to the product slot that reaches all 16 outputs of a tile."""
-        m = torch.bmm(wt, self.U[:, : wt.shape[2]])
-        m[_BIAS_SLOT].add_(bias.view(-1, 1))
-        co = wt.shape[1]
-        y = self._y[: 16 * co * self.tiles].view(16, -1)
-        torch.mm(self._a16, m.view(36, -1), out=y)
-        return y.view(4, 4, co, self.th, self.tw)
+        co, cin = wt.shape[1], wt.shape[2]
+        u = self._view(("u", cin), lambda: self.U[:, :cin])
+        m, slot, mflat, y, tiles = self._view(("out", co), lambda: self._out_buffers(co))
+        torch.bmm(wt, u, out=m)
+        slot.add_(bias.view(-1, 1))
+        torch.mm(self._a16, mflat, out=y)
+        return tiles
 
-    def rdb(self, weights: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        """One dense block on the first num_feat channels, in place: they become
-        ``conv5(...) * 0.2 + x`` with x1..x4 = leaky_relu(conv_k(cat), 0.2) as in
-        :class:`resrgan.nets.rrdbnet.ResidualDenseBlock`."""
-        f, g = self.feat, self.grow
-        self._transform_in(0, f, 0)
-        c = f
-        for wt, bias in weights[:4]:
-            torch.ops.aten.leaky_relu.out(self._conv(wt, bias), 0.2, out=self.core(f, f + g))
-            self._clear_margin(f, f + g)
-            self._ring(f, f + g)
-            self._transform_in(f, f + g, c)
-            c += g
-        y5 = self._conv(*weights[4]).mul_(0.2)
-        self.core(0, f).add_(y5)  # x + conv5 * 0.2, the rounding of conv5 * 0.2 + x
-        self._clear_margin(0, f)
-        self._ring(0, f)
+    def _out_buffers(self, co: int) -> tuple[torch.Tensor, ...]:
+        m = torch.empty(36, co, self.tiles, device=self.P.device)
+        y = self._y[: 16 * co * self.tiles].view(16, -1)
+        return m, m[_BIAS_SLOT], m.view(36, -1), y, y.view(4, 4, co, self.th, self.tw)
+
+    def to_maps(self, y: torch.Tensor) -> torch.Tensor:
+        """Output tiles (4, 4, C, th, tw) -> (C, h, w) maps (a copy)."""
+        c = y.shape[2]
+        full = y.permute(2, 3, 0, 4, 1).reshape(c, 4 * self.th, 4 * self.tw)
+        return full[:, : self.h, : self.w]
+
+
+def dense_block(ws: TileMaps, weights: list, feat: int, grow: int) -> None:
+    """One ResidualDenseBlock on channels 0:feat of ``ws.P``, in place: they become
+    ``conv5(...) * 0.2 + x`` with x1..x4 = leaky_relu(conv_k(cat), 0.2). Each growth map goes
+    through P's channels feat:feat+grow into U after the channels before it, so conv_k reads the
+    concatenation as U's first channels."""
+    ws.transform_in(0, feat, 0)
+    c = feat
+    for wt, bias in weights[:4]:
+        dest = ws.core(feat, feat + grow)
+        torch.ops.aten.leaky_relu.out(ws.conv(wt, bias), 0.2, out=dest)
+        ws.clear_margin(feat, feat + grow)
+        ws.ring(feat, feat + grow)
+        ws.transform_in(feat, feat + grow, c)
+        c += grow
+    y5 = ws.conv(*weights[4]).mul_(0.2)
+    ws.core(0, feat).add_(y5)  # x + conv5 * 0.2, the rounding of conv5 * 0.2 + x
+    ws.clear_margin(0, feat)
+    ws.ring(0, feat)
+
+
+def rrdb_end(ws: TileMaps, body: torch.Tensor) -> None:
+    """End of an RRDB: channels 0:C become ``y * 0.2 + body`` (``body``: their cores at the
+    RRDB's start, (4, 4, C, th, tw)), and ``body`` their copy for the next RRDB."""
+    c = body.shape[2]
+    ws.core(0, c).mul_(0.2).add_(body)
+    ws.ring(0, c)
+    body.copy_(ws.core(0, c))
 
 
 def rdb_weights(
@@ -196,4 +247,4 @@ def rdb_weights(
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The five convolutions of a ResidualDenseBlock as (transformed kernel, bias) pairs."""
     convs = (rdb.conv1, rdb.conv2, rdb.conv3, rdb.conv4, rdb.conv5)
-    return [(transform_weight(c.weight, matrix), c.bias.detach().float()) for c in convs]
+    return [(transform_weight(c.weight, matrix), c.bias.detach()) for c in convs]
