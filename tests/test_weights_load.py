@@ -208,7 +208,11 @@ def test_saved_files_load_in_spandrel(spandrel_module, tmp_path: Path, make) -> 
     assert desc.scale == (4 if isinstance(net, RRDBNet) else 2)
     x = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        assert torch.equal(desc.model.eval()(x), net(x))
+        theirs = desc.model.eval()(x)
+        if isinstance(net, RRDBNet):  # ours runs Winograd dense blocks on the CPU by default
+            torch.testing.assert_close(net(x), theirs, rtol=0, atol=1e-5)
+            net.winograd = False
+        assert torch.equal(theirs, net(x))
 
 
 def test_saved_weights_get_normal_file_permissions(tmp_path: Path) -> None:

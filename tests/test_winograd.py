@@ -139,3 +139,14 @@ def test_new_weights_are_used_on_the_next_call() -> None:
         ref = other(x)
     assert not torch.allclose(first, second)
     torch.testing.assert_close(second, ref, rtol=0, atol=1e-5 * float(ref.abs().max()))
+
+
+@pytest.mark.parametrize(("feat", "grow"), [(8, 32), (32, 8), (12, 12)])
+def test_growth_channels_wider_or_narrower_than_the_trunk(feat: int, grow: int) -> None:
+    net = _scaled(RRDBNet(num_block=1, num_feat=feat, num_grow_ch=grow), 0.08, feat + grow)
+    x = torch.rand(1, 3, 9, 11, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref = net.double()(x.double())
+        net.float()
+        got = net(x)
+    assert _rel_err(got, ref) < 2e-5

@@ -390,11 +390,14 @@ class Upscaler:
         """What tile sizes are rounded up to: x2 and x1 models pixel-unshuffle by 2 and 4, and
         RRDBNet's Winograd trunk (fp32 on the CPU) computes whole 4x4 blocks of the unshuffled
         input, so context up to the next block comes for free."""
-        m = _unshuffle(self.scale)
-        if self.device.type == "cpu" and self.dtype == torch.float32:
-            winograd = (isinstance(n, RRDBNet) and n.winograd for n in self.model.modules())
-            m *= 4 if any(winograd) else 1
-        return m
+        return _unshuffle(self.scale) * (4 if self._winograd_net() is not None else 1)
+
+    def _winograd_net(self) -> RRDBNet | None:
+        """The RRDBNet in the model that will run its trunk as Winograd (fp32 on the CPU)."""
+        if self.device.type != "cpu" or self.dtype != torch.float32:
+            return None
+        nets = (n for n in self.model.modules() if isinstance(n, RRDBNet) and n.winograd)
+        return next(nets, None)
 
     def computed_fraction(self, h: int, w: int, tile: int) -> float:
         """Input pixels the network computes for an h x w image at ``tile``, over h * w."""
@@ -520,8 +523,14 @@ class Upscaler:
         elem = torch.tensor([], dtype=self.dtype).element_size()
         # feature maps at the output resolution (interpolate, conv, activation, allocator slack)
         # plus the low-resolution trunk; calibrated on peak RSS: x4plus fp32 needs ~22 KB per input
-        # pixel untiled, animevideov3 ~8 KB, this gives 18.4 KB for both (then halved budget)
-        return int(elem * feat * (4 * self.scale * self.scale + 8)) + 64
+        # pixel untiled (23 KB with the Winograd trunk: its workspace, less the concatenation
+        # buffers it replaces), animevideov3 ~8 KB; this gives 18.4 KB + the workspace (2.6 KB)
+        # for x4plus and 18.4 KB for animevideov3 (then halved budget)
+        trunk = 0
+        net = self._winograd_net()
+        if net is not None:  # its workspace, per trunk pixel (1/unshuffle^2 of an input pixel)
+            trunk = net.winograd_bytes_per_pixel() // _unshuffle(self.scale) ** 2
+        return int(elem * feat * (4 * self.scale * self.scale + 8)) + 64 + trunk
 
     def _free_memory(self) -> int:
         if self.device.type == "cuda":

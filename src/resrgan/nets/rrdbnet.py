@@ -125,13 +125,23 @@ class RRDBNet(nn.Module):
         del body
         return self._tail_in_bands(feat)
 
+    def winograd_bytes_per_pixel(self) -> int:
+        """Memory of the Winograd trunk's workspace per trunk pixel (x4plus: 2.6 KB)."""
+        feat, g = self.conv_first.out_channels, self._num_grow_ch
+        return winograd.workspace_bytes_per_pixel(p_channels=feat + g, u_channels=feat + 4 * g)
+
     def _trunk_winograd(self, feat: torch.Tensor) -> torch.Tensor:
         """The RRDB trunk with :mod:`resrgan.nets.winograd` dense blocks, image by image."""
         n, c, h, w = feat.shape
         g = self._num_grow_ch
         ws = winograd.TileMaps(
-            h, w, p_channels=c + g, u_channels=c + 4 * g, out_channels=c, device=feat.device
-        )
+            h,
+            w,
+            p_channels=c + g,
+            u_channels=c + 4 * g,
+            out_channels=max(c, g),
+            device=feat.device,
+        )  # winograd_bytes_per_pixel() says how large
         out = torch.empty_like(feat)
         for i in range(n):
             ws.load(feat[i])

@@ -93,6 +93,12 @@ def has_hooks(root: nn.Module) -> bool:
     return any(m._forward_hooks or m._forward_pre_hooks for m in root.modules())
 
 
+def workspace_bytes_per_pixel(*, p_channels: int, u_channels: int) -> int:
+    """Bytes of a :class:`TileMaps` per pixel: P and U hold 36 floats per 4x4 pixels and
+    channel (the output buffers add at most 10 % more)."""
+    return 36 * (p_channels + u_channels) * 4 // 16
+
+
 class TileMaps:
     """One image's feature maps in tile layout, and the Winograd convolutions on them.
 
