@@ -12,6 +12,8 @@ On the CPU in fp32, RRDBNet computes its dense blocks as Winograd F(4x4, 3x3)
 (``resrgan.nets.winograd``) with a quarter of the multiplies; GFLOP/s still counts the direct
 convolutions' FLOP (an effective rate), so it can exceed the matmul's. The 128x128 fp32 x4plus
 rows also time the same upscale with direct convolutions (``RRDBNet.winograd = False``).
+Like the ``resrgan`` CLI, the bench keeps freed memory for reuse (``resrgan.allocator``) unless
+``--default-malloc`` is given.
 Times are the best of several runs where runs are short (the matmul: of 10, before and after each
 row's runs, in the row's process; a 128x128 upscale: of 3), so that ratios compare capabilities
 rather than the noise of a shared machine. Needs the official models offline
@@ -161,9 +163,15 @@ def one(model: str, size: int, tile: int, precision: str, threads: int) -> dict:
     }
 
 
+_ONE_FLAGS: list[str] = []  # passed on to the row subprocesses
+
+
 def run_one(args: list[str]) -> dict:
     out = subprocess.run(
-        [sys.executable, __file__, "--one", *args], capture_output=True, text=True, check=False
+        [sys.executable, __file__, *_ONE_FLAGS, "--one", *args],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1] if out.stderr else "failed"}
@@ -317,7 +325,19 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--only", default="speed,tiles,bf16,cli,memory")
     p.add_argument("--one", nargs=5, metavar=("MODEL", "SIZE", "TILE", "PRECISION", "THREADS"))
+    p.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="leave glibc's allocator as it is (default: as the resrgan CLI, freed memory is "
+        "kept for reuse, resrgan.allocator)",
+    )
     a = p.parse_args()
+    if a.default_malloc:
+        _ONE_FLAGS.append("--default-malloc")
+    else:
+        from resrgan.allocator import reuse_freed_memory
+
+        reuse_freed_memory()
     if a.one:
         m, size, tile, prec, threads = a.one
         print(json.dumps(one(m, int(size), int(tile), prec, int(threads))))
@@ -326,7 +346,8 @@ def main() -> None:
 
     print(
         f"# bench/infer.py  torch {torch.__version__}, {a.threads} threads, "
-        f"cpu capability {torch.backends.cpu.get_cpu_capability()}"
+        f"cpu capability {torch.backends.cpu.get_cpu_capability()}, "
+        f"malloc: {'default' if a.default_malloc else 'freed memory reused (as the CLI)'}"
     )
     only = set(a.only.split(","))
     if "speed" in only:

@@ -114,5 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. The process is ours: freed memory is kept for reuse
+    (:mod:`resrgan.allocator`; large maps are otherwise faulted in anew layer after layer)."""
+    from ..allocator import reuse_freed_memory
+
+    reuse_freed_memory()
     sys.exit(main())
