@@ -1,21 +1,20 @@
-"""Winograd F(4x4, 3x3) for RRDBNet's dense blocks on the CPU (inference only).
+"""Winograd F(4x4, 3x3) for RRDBNet's dense blocks on the CPU (fp32 inference only).
 
 A 3x3 convolution computes each 4x4 output tile from a 6x6 input tile with 36 products per
 (input, output) channel pair instead of 144 (Lavin & Gray, 2016): the input tile and the kernel
 go to a 6x6 "Winograd domain" (``B^T d B``, ``G g G^T``), multiply element-wise (summed over the
 input channels: 36 matrix products), and come back (``A^T m A``).
 
-Alone, a Winograd convolution pays for two transforms per call. In a residual dense block the
-five convolutions read growing concatenations of the same maps (x, x1..x4), so each map is
-transformed once and its transform is read by every later convolution: the block's input
-transforms cover 64 + 4*32 channels, its products are 2.25 multiply-adds per output pixel instead
-of 9, and the block runs about 1.5x faster than PyTorch's direct convolutions on a 2-core AVX-512
+Alone, a Winograd convolution pays for two transforms per call, and in PyTorch ops those are
+memory passes that cost about what the saved products do (tried on SRVGGNetCompact: no gain). In
+a residual dense block the five convolutions read growing concatenations of the same maps
+(x, x1..x4), so each map is transformed once and its transform is read by every later
+convolution: a block transforms 64 + 4*32 input channels and 4*32 + 64 output channels, and its
+products are 2.25 multiply-adds per output pixel and channel pair instead of 9. With the maps
+kept in tile layout (:class:`TileMaps`) every step is one matrix product or a copy of whole rows,
+and x4plus runs ~1.8-2x faster than with PyTorch's direct convolutions on a 2-core AVX-512
 machine (bench/infer.py). The result differs from the direct convolution by float rounding only
-(tests: against float64, both are within a few 1e-7 relative).
-
-Layout: one image at a time, channels planar. ``pad`` holds the block's maps with a zero border
-(1 pixel, and up to 3 more rows/columns to a whole number of tiles); ``U`` holds their transforms
-as (channel, 36, tile).
+(tests: against float64, both within ~1e-5 of the range).
 """
 
 from __future__ import annotations
