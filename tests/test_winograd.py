@@ -150,3 +150,18 @@ def test_growth_channels_wider_or_narrower_than_the_trunk(feat: int, grow: int) 
         net.float()
         got = net(x)
     assert _rel_err(got, ref) < 2e-5
+
+
+def test_workspace_size_formula_counts_every_buffer() -> None:
+    """``RRDBNet.winograd_bytes_per_pixel`` (what tile="auto" budgets) is what a dense block
+    really allocates: P, U, the product buffers and the output buffer."""
+    net = RRDBNet(num_block=1, num_feat=16, num_grow_ch=8).eval()
+    h = w = 16
+    ws = W.TileMaps(h, w, p_channels=24, u_channels=48, out_channels=16, device=torch.device("cpu"))
+    with torch.no_grad():
+        ws.load(torch.rand(16, h, w))
+        W.dense_block(ws, W.rdb_weights(net.body[0].rdb1), 16, 8)
+    products = [v[0] for k, v in ws._views.items() if k[0] == "out"]
+    assert len(products) == 2  # widths 16 and 8
+    total = sum(t.nbytes for t in (ws.P, ws.U, ws._y, *products))
+    assert total == net.winograd_bytes_per_pixel() * h * w

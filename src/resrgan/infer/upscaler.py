@@ -524,7 +524,7 @@ class Upscaler:
         # feature maps at the output resolution (interpolate, conv, activation, allocator slack)
         # plus the low-resolution trunk; calibrated on peak RSS: x4plus fp32 needs ~22 KB per input
         # pixel untiled (23 KB with the Winograd trunk: its workspace, less the concatenation
-        # buffers it replaces), animevideov3 ~8 KB; this gives 18.4 KB + the workspace (2.6 KB)
+        # buffers it replaces), animevideov3 ~8 KB; this gives 18.4 KB + the workspace (3.7 KB)
         # for x4plus and 18.4 KB for animevideov3 (then halved budget)
         trunk = 0
         net = self._winograd_net()

@@ -126,9 +126,11 @@ class RRDBNet(nn.Module):
         return self._tail_in_bands(feat)
 
     def winograd_bytes_per_pixel(self) -> int:
-        """Memory of the Winograd trunk's workspace per trunk pixel (x4plus: 2.6 KB)."""
+        """Memory of the Winograd trunk's workspace per trunk pixel (x4plus: 3.7 KB)."""
         feat, g = self.conv_first.out_channels, self._num_grow_ch
-        return winograd.workspace_bytes_per_pixel(p_channels=feat + g, u_channels=feat + 4 * g)
+        return winograd.workspace_bytes_per_pixel(
+            p_channels=feat + g, u_channels=feat + 4 * g, conv_outs=(feat, g)
+        )
 
     def _trunk_winograd(self, feat: torch.Tensor) -> torch.Tensor:
         """The RRDB trunk with :mod:`resrgan.nets.winograd` dense blocks, image by image."""

@@ -92,10 +92,13 @@ def has_hooks(root: nn.Module) -> bool:
     return any(m._forward_hooks or m._forward_pre_hooks for m in root.modules())
 
 
-def workspace_bytes_per_pixel(*, p_channels: int, u_channels: int) -> int:
-    """Bytes of a :class:`TileMaps` per pixel: P and U hold 36 floats per 4x4 pixels and
-    channel (the output buffers add at most 10 % more)."""
-    return 36 * (p_channels + u_channels) * 4 // 16
+def workspace_bytes_per_pixel(*, p_channels: int, u_channels: int, conv_outs: tuple) -> int:
+    """Bytes of a :class:`TileMaps` per pixel: per 4x4 pixels and channel, P and U hold 36
+    floats, each distinct convolution width a product buffer of 36, the widest an output buffer
+    of 16 (RRDBNet x4plus: 3.7 KB)."""
+    widths = set(conv_outs)
+    floats = 36 * (p_channels + u_channels + sum(widths)) + 16 * max(widths)
+    return floats * 4 // 16
 
 
 class TileMaps:
@@ -107,8 +110,7 @@ class TileMaps:
     from the neighbouring tiles' cores and is zero at the image border (set once). ``U``
     (36, C, tiles) holds transforms, concatenated along C for the dense blocks. Every step is a
     matrix product or a copy of whole (channels x tiles) rows, with no gather.
-    Memory: 36 floats per tile and channel of P and of U (RRDBNet: 96 and 192 channels,
-    ~2.6 KB per pixel)."""
+    Memory: :func:`workspace_bytes_per_pixel` (RRDBNet x4plus: 3.7 KB per pixel)."""
 
     def __init__(
         self, h: int, w: int, *, p_channels: int, u_channels: int, out_channels: int,
