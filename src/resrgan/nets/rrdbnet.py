@@ -79,7 +79,7 @@ class RRDBNet(nn.Module):
         self._unshuffle = unshuffle
         self._num_grow_ch = num_grow_ch
         # inference on the CPU in fp32 runs the dense blocks as Winograd F(4x4, 3x3)
-        # (resrgan.nets.winograd: ~1.5x faster, float rounding apart); False: direct convolutions
+        # (resrgan.nets.winograd: ~1.8-2x faster, float rounding apart); False: direct convolutions
         self.winograd = True
         self.conv_first = nn.Conv2d(num_in_ch * unshuffle * unshuffle, num_feat, 3, 1, 1)
         self.body = nn.Sequential(
@@ -105,9 +105,10 @@ class RRDBNet(nn.Module):
     def _forward_inference(self, feat: torch.Tensor) -> torch.Tensor:
         """The same function as the training forward (tests: identical for x4/x2, within float
         rounding where band shapes change the conv algorithm), computed with less
-        memory traffic: the dense blocks concatenate into two reused buffers, activations and
-        residuals are in place, and the x4 tail runs in row bands (its maps are 16x the input;
-        for a 512x512 input each is 1 GiB in fp32)."""
+        memory traffic: in fp32 on the CPU the trunk runs Winograd dense blocks
+        (:meth:`_trunk_winograd`); otherwise the dense blocks concatenate into two reused
+        buffers with activations and residuals in place. The x4 tail runs in row bands (its maps
+        are 16x the input; for a 512x512 input each is 1 GiB in fp32)."""
         if winograd.has_hooks(self.body):  # someone watches the blocks: call them as modules
             body = self.body(feat)
         elif self.winograd and winograd.supported(feat, self.body):

@@ -71,15 +71,15 @@ def transform_weight(weight: torch.Tensor, matrix: torch.Tensor | None = None) -
 
 
 def supported(x: torch.Tensor, net: nn.Module) -> bool:
-    """Whether ``net`` runs its convolutions here: fp32 on the CPU, no autograd, no autocast,
-    and no hooks (someone watching the layers gets them called as modules)."""
+    """Whether ``net`` can run its convolutions here: fp32 on the CPU, no autograd, no
+    autocast. (The caller also checks :func:`has_hooks`: someone watching the layers gets them
+    called as modules.)"""
     return (
         x.device.type == "cpu"
         and x.dtype == torch.float32
         and next(net.parameters()).dtype == torch.float32
         and not torch.is_grad_enabled()
         and not torch.is_autocast_enabled("cpu")
-        and not has_hooks(net)
     )
 
 
@@ -145,7 +145,8 @@ class TileMaps:
 
     def store(self, c: int) -> torch.Tensor:
         """The first C channels as (C, h, w) maps (a copy)."""
-        return self.to_maps(self.core(0, c))
+        full = self.core(0, c).permute(2, 3, 0, 4, 1).reshape(c, 4 * self.th, 4 * self.tw)
+        return full[:, : self.h, : self.w]
 
     # ---------------------------------------------------------------- steps
     # A dense block is ~60 kernel calls; the views they work on are made once per workspace
@@ -212,12 +213,6 @@ class TileMaps:
         m = torch.empty(36, co, self.tiles, device=self.P.device)
         y = self._y[: 16 * co * self.tiles].view(16, -1)
         return m, m[_BIAS_SLOT], m.view(36, -1), y, y.view(4, 4, co, self.th, self.tw)
-
-    def to_maps(self, y: torch.Tensor) -> torch.Tensor:
-        """Output tiles (4, 4, C, th, tw) -> (C, h, w) maps (a copy)."""
-        c = y.shape[2]
-        full = y.permute(2, 3, 0, 4, 1).reshape(c, 4 * self.th, 4 * self.tw)
-        return full[:, : self.h, : self.w]
 
 
 def dense_block(ws: TileMaps, weights: list, feat: int, grow: int) -> None:
