@@ -120,6 +120,9 @@ class TrainConfig:
     init_strict: bool = True
     init_d_from: str | None = None
     ema_decay: float = 0.999
+    # Short runs: decay_t = min(ema_decay, (1 + t) / (10 + t)), so the average forgets the random
+    # initialisation within the first few hundred steps (off = the official constant decay).
+    ema_warmup: bool = False
     net_d_iters: int = 1
     net_d_init_iters: int = 0
     amp: Literal["none", "bf16", "fp16"] = "none"

@@ -32,6 +32,13 @@ def unwrap(model: nn.Module) -> nn.Module:
             return model
 
 
+def ema_decay_at(step: int, decay: float, *, warmup: bool) -> float:
+    """The decay used after iteration ``step`` (1-based): ``decay``, or with ``warmup`` the
+    smaller ``(1 + step) / (10 + step)`` while that is below it (0.18 at step 1, 0.9 at step 80,
+    0.999 from step 8,990)."""
+    return min(decay, (1 + step) / (10 + step)) if warmup else decay
+
+
 @torch.no_grad()
 def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
     """In place: every parameter of ``ema`` becomes ``decay * ema + (1 - decay) * model``."""

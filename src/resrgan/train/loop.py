@@ -44,7 +44,7 @@ from .distributed import (
     init_distributed,
     make_generator,
 )
-from .ema import ema_update, make_ema, unwrap
+from .ema import ema_decay_at, ema_update, make_ema, unwrap
 from .logging import MetricsLogger
 from .steps import (
     Batch,
@@ -611,7 +611,7 @@ def _run(
             logs.update(
                 discriminator_step(d_train, out, batch, opt_d, scaler_d, cfg.losses, amp=cfg.amp)
             )
-        ema_update(net_g_ema, net_g, cfg.ema_decay)
+        ema_update(net_g_ema, net_g, ema_decay_at(step, cfg.ema_decay, warmup=cfg.ema_warmup))
 
         if step % cfg.log_every == 0 or step == cfg.total_iters:
             values = all_reduce_mean({k: float(v) for k, v in logs.items()}, info)
