@@ -29,6 +29,10 @@ COMMANDS: dict[str, str] = {
     "train": "train",
     "evaluate": "evaluate",
     "niqe-fit": "niqe_fit",
+    "export": "export",
+    "video": "video",
+    "serve": "serve",
+    "plot": "plot",
 }
 
 
