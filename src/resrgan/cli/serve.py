@@ -206,8 +206,33 @@ def run(args: argparse.Namespace) -> int:
         print(f"resrgan serve: {url} (Ctrl-C to stop)", flush=True)
         if args.open:
             threading.Thread(target=_open_when_started, args=(server, url), daemon=True).start()
-        server.run(sockets=[sock])
+        try:
+            with _signals_stop():
+                server.run(sockets=[sock])
+        except KeyboardInterrupt:  # uvicorn re-raises the signal it stopped on, after shutdown
+            pass
+    print("resrgan serve: stopped", flush=True)
     return 0
+
+
+@contextlib.contextmanager
+def _signals_stop() -> Iterator[None]:
+    """SIGTERM, like Ctrl-C, ends in KeyboardInterrupt once uvicorn has shut down cleanly (it
+    raises the signal again after restoring this handler), so both exit 0 with one line."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def _open_when_started(server: Any, url: str) -> None:
