@@ -30,6 +30,14 @@ class ImageWriteError(ResrganError):
     """An output image cannot be written."""
 
 
+class VideoReadError(ResrganError):
+    """An input video cannot be decoded or is refused (no video stream, corrupt, HDR)."""
+
+
+class VideoWriteError(ResrganError):
+    """An output video cannot be encoded or written."""
+
+
 class WeightsError(ResrganError):
     """A weights file cannot be loaded safely, or does not match a known architecture."""
 
