@@ -775,7 +775,13 @@ def upscale_video(
     os.close(fd)
     try:
         frames, join_notes = _join(
-            work, segments, [m for m in markers if m is not None], info, output, ext
+            work,
+            segments,
+            [m for m in markers if m is not None],
+            info,
+            output,
+            ext,
+            frame_rate if settings.fps is not None else None,
         )
     except BaseException:
         lock.unlink(missing_ok=True)
@@ -795,6 +801,7 @@ def _join(
     info: vio.VideoInfo,
     output: Path,
     ext: str,
+    retimed: Fraction | None,
 ) -> tuple[int, list[str]]:
     """Mux the segments into a temporary file, check it, rename it to ``output``; returns the
     frame count and the notes of the join (streams re-encoded or left out)."""
@@ -802,7 +809,9 @@ def _join(
     expected = sum(int(m["frames"]) for m in markers)
     tmp = output.with_name(f".{output.stem}{_TMP_MARK}-{os.getpid()}{output.suffix}")
     try:
-        report = vio.join_segments(files, info, tmp, format_name=vio.CONTAINERS[ext])
+        report = vio.join_segments(
+            files, info, tmp, format_name=vio.CONTAINERS[ext], retimed=retimed
+        )
         if report.frames != expected:
             raise VideoWriteError(
                 f"{output}: joined {report.frames} frames where the segments hold {expected}"

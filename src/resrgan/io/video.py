@@ -240,8 +240,9 @@ class StreamInfo:
 class VideoInfo:
     """What :func:`probe` found: the video stream to upscale and everything else in the file.
 
-    ``pts`` holds the timestamp of every video packet (sorted, in ``time_base``); ``keyframes`` the
-    pts of the keyframe packets: segments start there. ``colour`` is the source's tags resolved
+    ``pts`` holds the timestamp of every video packet (sorted, in ``time_base``), ``durations``
+    their durations (0 where the container has none); ``keyframes`` the pts of the keyframe
+    packets: segments start there. ``colour`` is the source's tags resolved
     (see :meth:`Colour.resolved`); ``tags`` the tags as found.
     """
 
@@ -261,6 +262,7 @@ class VideoInfo:
     rotation: float
     video_index: int
     pts: np.ndarray
+    durations: np.ndarray
     keyframes: tuple[int, ...]
     duration: float | None
     streams: tuple[StreamInfo, ...] = field(default=())
@@ -419,6 +421,7 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
         if tb is None:
             raise VideoReadError(f"{path}: the video stream has no time base")
         pts: list[int] = []
+        durations: list[int] = []
         keyframes: list[int] = []
         missing = 0
         try:
@@ -431,6 +434,7 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
                     missing += 1
                     continue
                 pts.append(int(packet.pts))
+                durations.append(int(packet.duration or 0))
                 if packet.is_keyframe:
                     keyframes.append(int(packet.pts))
         except av.error.FFmpegError as e:
@@ -449,7 +453,9 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
             raise VideoReadError(
                 f"{path}: truncated: {len(pts)} of {indexed} video frames are in the file"
             )
-        pts_arr = np.array(sorted(pts), dtype=np.int64)
+        order = np.argsort(np.array(pts, dtype=np.int64), kind="stable")
+        pts_arr = np.array(pts, dtype=np.int64)[order]
+        dur_arr = np.array(durations, dtype=np.int64)[order]
         rate = vs.average_rate or getattr(vs, "guessed_rate", None)
         rate = Fraction(rate) if rate else None
         duration = _stated_duration(vs)
@@ -494,6 +500,7 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
         rotation=_rotation(matrix),
         video_index=index,
         pts=pts_arr,
+        durations=dur_arr,
         keyframes=tuple(sorted(set(keyframes))) or (int(pts_arr[0]),),
         duration=duration,
         streams=streams,
@@ -1037,6 +1044,18 @@ class JoinReport:
     notes: list[str] = field(default_factory=list)
 
 
+_DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 8: "7.1"}
+
+
+def _name_layout(src: Any, dst: Any) -> None:
+    """Give an audio stream whose layout is only a channel count ("2 channels", as PCM in Matroska
+    has) the default layout of that count ("stereo"): MP4 and MOV refuse unnamed layouts."""
+    with contextlib.suppress(AttributeError, ValueError, TypeError):
+        name = str(src.codec_context.layout.name)
+        if name.endswith("channels") or not name:
+            dst.layout = _DEFAULT_LAYOUTS.get(int(src.codec_context.channels), "stereo")
+
+
 def _audio_encoder(format_name: str) -> str:
     return {"webm": "libopus", "ogg": "libopus"}.get(format_name, "aac")
 
@@ -1047,6 +1066,7 @@ def join_segments(
     output: Path,
     *,
     format_name: str,
+    retimed: Fraction | None = None,
 ) -> JoinReport:
     """Mux the encoded video ``segments`` (in order) with every other stream of the source into
     ``output`` (a temporary path the caller renames).
@@ -1055,7 +1075,9 @@ def join_segments(
     the container cannot hold is re-encoded (AAC, or Opus for WebM) and a note says so. The
     source's display matrix (rotation) is set on the video stream, container and stream metadata
     (titles, languages) and dispositions are copied. Packets of all streams are interleaved by
-    time while copying, so memory stays flat however long the video is.
+    time while copying, so memory stays flat however long the video is. Each video packet gets
+    the duration of the source frame at its timestamp (so the last frame lasts as long and the
+    duration matches); re-timed video (``retimed``: its frame rate) keeps the encoder's durations.
     """
     av = require_av()
     report = JoinReport()
@@ -1090,8 +1112,7 @@ def join_segments(
             if s.type == "audio" and not _codec_holds(format_name, codec):
                 enc = _audio_encoder(format_name)
                 o = out.add_stream(enc, rate=s.codec_context.sample_rate)
-                with contextlib.suppress(AttributeError, ValueError):
-                    o.layout = s.codec_context.layout
+                _name_layout(s, o)
                 _copy_stream_meta(s, o)
                 transcode[s.index] = (s, o)
                 report.notes.append(
@@ -1107,6 +1128,8 @@ def join_segments(
             except (ValueError, av.error.FFmpegError, NotImplementedError) as e:
                 report.notes.append(f"{s.type} #{s.index} ({codec}) left out: {_ff_reason(e)}")
                 continue
+            if s.type == "audio":
+                _name_layout(s, o)
             _copy_stream_meta(s, o)
             copy_streams[s.index] = o
         for key, value in (src.metadata or {}).items():
@@ -1114,7 +1137,7 @@ def join_segments(
                 out.metadata[key] = value
         _copy_chapters(src, out)
         wanted = [src.streams[i] for i in (*copy_streams, *transcode)]
-        streams = [_video_packets(seg_inputs, video_out)]
+        streams = [_video_packets(seg_inputs, video_out, info if retimed is None else None)]
         if wanted:
             streams.append(_source_packets(src, wanted, copy_streams, transcode))
         frames = 0
@@ -1132,9 +1155,15 @@ def join_segments(
     except av.error.FFmpegError as e:
         raise VideoWriteError(f"{output}: joining failed ({_ff_reason(e)})") from None
     finally:
-        out.close()
-        for c in (*seg_inputs, src):
-            c.close()
+        try:
+            out.close()
+        except av.error.FFmpegError as e:
+            raise VideoWriteError(
+                f"{output}: finishing the file failed ({_ff_reason(e)})"
+            ) from None
+        finally:
+            for c in (*seg_inputs, src):
+                c.close()
     return report
 
 
@@ -1201,13 +1230,17 @@ def _time_key(packet: Any) -> Fraction:
     return Fraction(ts if ts is not None else 0) * Fraction(packet.time_base)
 
 
-def _video_packets(inputs: Sequence[Any], out_stream: Any) -> Iterator[tuple[Fraction, Any, bool]]:
+def _video_packets(
+    inputs: Sequence[Any], out_stream: Any, info: VideoInfo | None
+) -> Iterator[tuple[Fraction, Any, bool]]:
     """The video packets of every segment, in order, re-targeted at ``out_stream``. DTS are kept
     strictly increasing across segment boundaries (bumped by one tick where an encoder's
-    reordering delay would make them collide); PTS are never touched."""
+    reordering delay would make them collide); PTS are never touched. With ``info``, each packet
+    gets the duration of the source frame with its timestamp."""
     last_dts: int | None = None
     for c in inputs:
         vs = c.streams.video[0]
+        scale = Fraction(vs.time_base) / info.time_base if info is not None else None
         for packet in c.demux(vs):
             if packet.size == 0 and packet.pts is None:
                 continue
@@ -1215,6 +1248,13 @@ def _video_packets(inputs: Sequence[Any], out_stream: Any) -> Iterator[tuple[Fra
                 if last_dts is not None and packet.dts <= last_dts:
                     packet.dts = last_dts + 1
                 last_dts = packet.dts
+            if info is not None and scale is not None and packet.pts is not None:
+                src = Fraction(packet.pts) * scale
+                i = int(np.searchsorted(info.pts, int(src)))
+                if src.denominator == 1 and i < info.pts.size and info.pts[i] == src:
+                    d = Fraction(int(info.durations[i])) / scale
+                    if d > 0 and d.denominator == 1:
+                        packet.duration = int(d)
             packet.stream = out_stream
             yield _time_key(packet), packet, True
 
@@ -1223,6 +1263,11 @@ def _source_packets(
     src: Any, streams: Sequence[Any], copy: dict[int, Any], transcode: dict[int, tuple[Any, Any]]
 ) -> Iterator[tuple[Fraction, Any, bool]]:
     """Packets of the copied streams (re-targeted) and the re-encoded audio, in file order."""
+    gaps = {
+        i
+        for i, o in copy.items()
+        if o.type == "subtitle" and getattr(o.codec_context, "name", "") == "mov_text"
+    }
     for packet in src.demux(*streams):
         index = packet.stream.index
         if packet.size == 0 and packet.pts is None and packet.dts is None:
@@ -1231,6 +1276,8 @@ def _source_packets(
             continue
         key = _time_key(packet)
         if index in copy:
+            if index in gaps and bytes(packet) == b"\0\0":
+                continue  # an empty mov_text sample: the MP4 muxer writes its own gaps
             packet.stream = copy[index]
             yield key, packet, False
         elif index in transcode:
