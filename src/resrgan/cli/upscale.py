@@ -140,6 +140,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=sorted(ALPHA_UPSAMPLERS),
         help="alpha channel: realesrgan (a second model pass, default) or bicubic",
     )
+    a(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="process share I of N (0-based) of the sorted inputs (default: from RANK/WORLD_SIZE "
+        "or SLURM_PROCID/SLURM_NTASKS when set)",
+    )
     a("--recursive", action="store_true", help="also process sub-folders, mirrored under -o")
     a("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
     a("--json", action="store_true", help="one JSON line per file, then a summary line")
@@ -403,8 +410,16 @@ def _run(args: argparse.Namespace) -> int:
 
     _validate(args)
     output_dir = Path(args.output)
+    from ..infer.shard import resolve_shard
+
+    shard = resolve_shard(args.shard, os.environ)
     jobs = plan_jobs(
-        Path(args.input), output_dir, suffix=args.suffix, ext=args.ext, recursive=args.recursive
+        Path(args.input),
+        output_dir,
+        suffix=args.suffix,
+        ext=args.ext,
+        recursive=args.recursive,
+        shard=shard,
     )
     if (
         not output_dir.exists()
@@ -424,6 +439,10 @@ def _run(args: argparse.Namespace) -> int:
         reporter.summary(Summary(non_images=len(jobs.non_images)))
         return 0
     _check_device(args.device, args.gpu_id)
+    if shard is not None and args.shard is None:  # launched by torchrun/Slurm: one GPU per worker
+        from .video import gpu_for_worker
+
+        args.gpu_id = gpu_for_worker(args.device, args.gpu_id)
     pending = args.overwrite or any(j.conflict is None and not j.output.exists() for j in jobs)
     upscaler: Any = _make_upscaler(args) if pending else _NotLoaded()
     try:

@@ -208,10 +208,11 @@ def _make_upscaler(args: argparse.Namespace, gpu_id: int | None) -> Any:
         raise UsageError(str(e)) from None
 
 
-def _gpu_for_worker(args: argparse.Namespace, launched: bool) -> int | None:
-    """Under torchrun/Slurm each worker takes its own GPU (LOCAL_RANK / SLURM_LOCALID)."""
-    if args.gpu_id is not None or args.device is not None or not launched:
-        return args.gpu_id
+def gpu_for_worker(device: str | None, gpu_id: int | None) -> int | None:
+    """The GPU of a worker launched by torchrun or Slurm (``LOCAL_RANK`` / ``SLURM_LOCALID``
+    modulo the GPUs it sees), unless ``--device`` or ``--gpu-id`` chose one."""
+    if gpu_id is not None or device is not None:
+        return gpu_id
     import torch
 
     from ..infer.shard import gpu_index
@@ -355,7 +356,10 @@ def _run(args: argparse.Namespace) -> int:
         t_file = time.perf_counter()
         try:
             if upscaler is None:
-                upscaler = _make_upscaler(args, _gpu_for_worker(args, shard is not None))
+                gpu = args.gpu_id
+                if shard is not None and args.shard is None:
+                    gpu = gpu_for_worker(args.device, args.gpu_id)
+                upscaler = _make_upscaler(args, gpu)
             result = upscale_video(
                 job,
                 upscaler,

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ImageWriteError, ResrganError, UsageError
+from .shard import Shard, share
 
 if TYPE_CHECKING:
     import numpy as np
@@ -209,6 +210,7 @@ def plan_jobs(
     suffix: str = "out",
     ext: str = "auto",
     recursive: bool = False,
+    shard: Shard | None = None,
 ) -> JobList:
     """List the jobs for a file or a folder.
 
@@ -217,6 +219,8 @@ def plan_jobs(
     results inside the input tree are not re-processed on a rerun). Files whose suffix is not an
     image suffix are skipped and listed in ``JobList.non_images``. A single file is always planned,
     whatever its suffix (reading it will say what is wrong). Nothing is created or read here.
+    With ``shard`` only that worker's contiguous block of the sorted jobs is returned
+    (:func:`resrgan.infer.shard.share`, taken after name conflicts are settled over all inputs).
 
     Raises UsageError for a missing input, a bad ``ext`` or a ``suffix`` with a path separator.
     """
@@ -230,7 +234,7 @@ def plan_jobs(
         raise UsageError(f"-i/--input: {src}: no such file or folder")
     if src.is_file():
         name = output_name(src, suffix, _planned_ext(src, ext))
-        return JobList([Job(src, out_dir / name, ext)])
+        return JobList(share([Job(src, out_dir / name, ext)], shard))
     if not src.is_dir():
         raise UsageError(f"-i/--input: {src}: not a regular file or folder")
 
@@ -262,7 +266,7 @@ def plan_jobs(
         jobs.append(Job(path, target, ext, conflict=None if first == path else first))
     if non_images:
         logger.info("%s: skipping %d non-image file(s)", src, len(non_images))
-    return JobList(jobs, non_images=non_images)
+    return JobList(share(jobs, shard), non_images=non_images)
 
 
 # --- running -------------------------------------------------------------------------------
