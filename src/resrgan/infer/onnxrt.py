@@ -35,7 +35,7 @@ from ..errors import UsageError, WeightsError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["OnnxModelError", "OnnxNetwork", "is_onnx_path", "providers_for"]
+__all__ = ["OnnxModelError", "OnnxNetwork", "is_onnx_path", "onnx_path", "providers_for"]
 
 PROBE = 16
 # device type -> (provider, the pip package that brings it)
@@ -57,6 +57,15 @@ class OnnxModelError(WeightsError, UsageError):
 def is_onnx_path(model: object) -> bool:
     """Whether ``model`` names an ONNX file (by its ``.onnx`` suffix)."""
     return isinstance(model, (str, os.PathLike)) and Path(model).suffix.lower() == ".onnx"
+
+
+def onnx_path(model: object, model_path: object = None) -> Path | None:
+    """The .onnx file that an Upscaler's ``model``/``model_path`` name, if any (``model_path``
+    first, as it overrides the model's weights)."""
+    for m in (model_path, model):
+        if is_onnx_path(m):
+            return Path(m)  # type: ignore[arg-type]
+    return None
 
 
 def providers_for(device: str | torch.device | None, available: list[str] | None = None) -> list:
@@ -118,6 +127,12 @@ class OnnxNetwork(nn.Module):
         self.input_dtype = _FLOAT_TYPES[inp.type]
         self.static_size = _fixed(inp.shape[2:])
         self.scale = self._check_scale(inp.shape, out.shape)
+        kwargs = _json(self.metadata.get("arch_kwargs"))
+        # for the engine: the tile multiple (x2/x1 RRDBNet's pixel-unshuffle; assumed for x2/x1
+        # files from elsewhere) and the feature width of its memory estimate (64 when unknown)
+        unshuffle = {2: 2, 1: 4}.get(self.scale, 1)
+        self.tile_multiple = 1 if self.arch == "SRVGGNetCompact" else unshuffle
+        self.num_feat = int(kwargs.get("num_feat", 64))
         log.info("%s: x%d on %s", self.path, self.scale, ", ".join(self.providers))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -183,6 +198,16 @@ class OnnxNetwork(nn.Module):
         if declared is not None and declared != str(s):
             raise self._fail(f"metadata says scale {declared} but the graph upscales x{s}")
         return s
+
+
+def _json(text: str | None) -> dict[str, Any]:
+    import json
+
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _fixed(dims: list) -> tuple[int, ...] | None:
