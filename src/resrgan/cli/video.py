@@ -320,6 +320,7 @@ def _run(args: argparse.Namespace) -> int:
 
     _validate(args)
     require_av()
+    os.environ.setdefault("SVT_LOG", "2")  # SVT-AV1 prints its banner at info level (3)
     settings = VideoSettings(
         outscale=args.outscale,
         codec=args.codec,

@@ -598,20 +598,33 @@ def _even(n: int, subsampled: bool) -> int:
 
 
 def _retiming(
-    info: vio.VideoInfo, fps: float | None
+    info: vio.VideoInfo, fps: float | None, max_den: int | None = None
 ) -> tuple[Fraction, Fraction | None, Callable[[int], int] | None]:
-    """(time base, frame rate, pts map) of the output: the source's, or constant ``fps``."""
-    if fps is None:
+    """(time base, frame rate, pts map) of the output: the source's, or constant ``fps``.
+
+    ``max_den``: the encoder's largest time base denominator (MPEG-4 part 2: 65535); a finer
+    source time base is coarsened by the greatest common divisor of the timestamps, which keeps
+    every one exact, or refused when that is not enough."""
+    if fps is not None:
+        rate = Fraction(fps).limit_denominator(1001)
+        tb = 1 / rate
+        base = round(Fraction(int(info.pts[0])) * info.time_base / tb)
+        pts = info.pts
+
+        def retime(p: int) -> int:
+            return base + int(np.searchsorted(pts, p))
+
+        return tb, rate, retime
+    if max_den is None or info.time_base.denominator <= max_den:
         return info.time_base, info.frame_rate, None
-    rate = Fraction(fps).limit_denominator(1001)
-    tb = 1 / rate
-    base = round(Fraction(int(info.pts[0])) * info.time_base / tb)
-    pts = info.pts
-
-    def retime(p: int) -> int:
-        return base + int(np.searchsorted(pts, p))
-
-    return tb, rate, retime
+    g = int(np.gcd.reduce(np.abs(info.pts))) or 1
+    tb = info.time_base * g
+    if tb.denominator > max_den:
+        raise UsageError(
+            f"{info.path}: its timestamps need a 1/{info.time_base.denominator} s clock, which "
+            "MPEG-4 part 2 cannot hold; choose another --codec or give --fps"
+        )
+    return tb, info.frame_rate, lambda p: p // g
 
 
 def upscale_video(
@@ -664,7 +677,8 @@ def upscale_video(
             f"{enc.pix_fmt} needs even sizes: {ow}x{oh} extended to {width}x{height} "
             "by repeating the last row/column"
         )
-    time_base, frame_rate, retime = _retiming(info, settings.fps)
+    max_den = 65535 if enc.codec == "mpeg4" else None
+    time_base, frame_rate, retime = _retiming(info, settings.fps, max_den)
     segments = plan_segments(info.pts, info.keyframes, info.time_base, settings.segment_seconds)
     seg_format, seg_suffix = vio.segment_format(enc.codec)
     work = _Work(work_dir_for(output), seg_suffix)

@@ -88,9 +88,11 @@ CONTAINERS: dict[str, str] = {
     "nut": "nut",
 }
 
-#: containers for the encoded segments, first that holds the codec: QuickTime and MP4 keep any time
+#: containers for the encoded segments, first that holds the codec: MP4 and QuickTime keep any time
 #: base exactly, and B-frame delays and start offsets through their edit lists
-SEGMENT_FORMATS: dict[str, str] = {"mov": ".mov", "mp4": ".mp4", "matroska": ".mkv"}
+SEGMENT_FORMATS: dict[str, str] = {"mp4": ".mp4", "mov": ".mov", "matroska": ".mkv"}
+# what avformat_query_codec claims but the muxer refuses
+_REFUSED: set[tuple[str, str]] = {("mov", "av1")}
 
 #: encoders offered by --codec, in the order the default is picked from
 ENCODERS: tuple[str, ...] = ("libx264", "libx265", "libsvtav1", "ffv1", "libopenh264", "mpeg4")
@@ -785,8 +787,8 @@ def resolve_encoder(
     if preset is not None and default_preset is None:
         raise UsageError(f"--preset: {codec} has no presets; leave --preset out")
     options: tuple[tuple[str, str], ...] = ()
-    if codec == "mpeg4":
-        options = (("qscale", "2"),)  # constant quality near the top; the default 200 kb/s is mush
+    if codec == "libx265":
+        options = (("x265-params", "log-level=error"),)
     elif codec == "ffv1":
         options = (("level", "3"), ("slicecrc", "1"))
     return EncoderSettings(
@@ -850,6 +852,8 @@ def segment_format(encoder: str) -> tuple[str, str]:
 def _codec_holds(format_name: str, codec: str) -> bool:
     """Whether libavformat's ``format_name`` muxer can hold ``codec`` (avformat_query_codec)."""
     av = require_av()
+    if (format_name, codec) in _REFUSED:
+        return False
     with av.open(io.BytesIO(), "w", format=format_name) as probe_out:
         supported = getattr(probe_out, "supported_codecs", None)
         return supported is None or codec in supported
@@ -959,6 +963,9 @@ class SegmentWriter:
                     log.debug("this PyAV cannot set %s on the encoder", attr)
             if sar is not None:
                 cc.sample_aspect_ratio = sar
+            if settings.codec == "mpeg4":  # fixed quantiser 2: the default 200 kb/s is mush
+                cc.qscale = True
+                cc.global_quality = 2 * 118  # FF_QP2LAMBDA
             stream.options = settings.codec_options()
             self._stream = stream
         except Exception as e:
@@ -1100,7 +1107,8 @@ def join_segments(
                     f"{path}: its codec headers differ from the first segment's; delete the work "
                     "folder and run again"
                 )
-        video_out = out.add_stream_from_template(first_vs)
+        # opaque: reuse the template's codec (a decoder such as libdav1d has no encoder twin)
+        video_out = out.add_stream_from_template(first_vs, opaque=True)
         _copy_stream_meta(src.streams[info.video_index], video_out)
         _set_display_matrix(video_out, info, report)
         copy_streams: dict[int, Any] = {}
