@@ -278,4 +278,4 @@ def test_engine_hints_come_from_the_metadata(files: dict[str, Path]) -> None:
     x2 = OnnxNetwork(files["x2"], device="cpu")
     assert (x2.tile_multiple, x2.num_feat, x2.name) == (2, 16, "RRDBNet")
     av3 = OnnxNetwork(files["av3"], device="cpu")
-    assert (av3.tile_multiple, av3.num_feat, av3.name) == (1, 64, "realesr-animevideov3")
+    assert (av3.tile_multiple, av3.num_feat, av3.name) == (1, 64, "SRVGGNetCompact")
