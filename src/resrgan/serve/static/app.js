@@ -49,7 +49,7 @@
     }
     const model = $("model");
     for (const m of config.models) {
-      const o = el("option", null, `${m.name} (x${m.scale})`);
+      const o = el("option", null, m.name);
       o.value = m.name;
       model.append(o);
     }
