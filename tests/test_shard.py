@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from resrgan.errors import UsageError
-from resrgan.infer.shard import Shard, gpu_index, parse_shard, resolve_shard, share, shard_from_env
+from resrgan.infer.shard import Shard, gpu_index, parse_shard, resolve_shard, shard_from_env, share
 
 
 def test_parse_shard_reads_index_and_count() -> None:
@@ -165,7 +165,6 @@ def test_video_two_shards_cover_every_file_once(
     tmp_path: Path, tiny_weights: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from _video_clips import make_clip
-
     from resrgan.cli import main
 
     src = tmp_path / "in"
@@ -189,7 +188,6 @@ def test_video_two_shards_cover_every_file_once(
 def test_video_two_shards_split_one_video_by_segment_and_the_last_joins(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     from _video_clips import make_clip, read_back
-
     from resrgan import Upscaler
     from resrgan.infer.video import VideoJob, VideoSettings, upscale_video
     from resrgan.nets import SRVGGNetCompact

@@ -668,10 +668,8 @@ def upscale_video(
     if output.exists() and not overwrite:
         return VideoResult(job.input, output, "skipped", notes=notes)
     oh, ow = upscaler.output_shape(info.height, info.width, outscale=settings.outscale)
-    av = vio.require_av()
-    fmt = av.VideoFormat(enc.pix_fmt)
-    sub_w, sub_h = fmt.width != fmt.chroma_width, fmt.height != fmt.chroma_height
-    height, width = _even(oh, sub_h), _even(ow, sub_w)
+    sub_w, sub_h = vio.chroma_subsampling(enc.pix_fmt)
+    height, width = _even(oh, sub_h > 1), _even(ow, sub_w > 1)
     if (height, width) != (oh, ow):
         notes.append(
             f"{enc.pix_fmt} needs even sizes: {ow}x{oh} extended to {width}x{height} "

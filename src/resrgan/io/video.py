@@ -800,23 +800,25 @@ def resolve_encoder(
     )
 
 
-def _default_pix_fmt(source: str, bit_depth: int, formats: Sequence[str]) -> str:
-    av = require_av()
-    try:
-        fmt = av.VideoFormat(source)
-        chroma = (
-            {(1, 1): "420", (1, 0): "422", (0, 0): "444"}.get(
-                (
-                    _log2(fmt.width // max(fmt.chroma_width, 1)),
-                    _log2(fmt.height // max(fmt.chroma_height, 1)),
-                ),
-                "420",
-            )
-            if _is_yuv(fmt)
-            else "420"
+def chroma_subsampling(pix_fmt: str) -> tuple[int, int]:
+    """(horizontal, vertical) chroma subsampling factors of a YUV pixel format, from its name
+    (PyAV's VideoFormat.chroma_width changed from a number to a method across versions)."""
+    import re
+
+    m = re.match(r"yuva?j?(4\d\d)p", pix_fmt)
+    if m:
+        return {"420": (2, 2), "422": (2, 1), "440": (1, 2), "444": (1, 1), "411": (4, 1)}.get(
+            m.group(1), (2, 2)
         )
-    except Exception:  # noqa: BLE001
-        chroma = "420"
+    if pix_fmt.startswith(("nv16", "nv20", "p210", "p216", "y210")):
+        return 2, 1
+    if pix_fmt.startswith(("nv24", "nv42", "p410", "p416")):
+        return 1, 1
+    return 2, 2
+
+
+def _default_pix_fmt(source: str, bit_depth: int, formats: Sequence[str]) -> str:
+    chroma = {(2, 2): "420", (2, 1): "422", (1, 1): "444"}.get(chroma_subsampling(source), "420")
     deep = bit_depth > 8
     for candidate in (
         f"yuv{chroma}p" + ("10le" if deep else ""),
@@ -825,10 +827,6 @@ def _default_pix_fmt(source: str, bit_depth: int, formats: Sequence[str]) -> str
         if not formats or candidate in formats:
             return candidate
     return formats[0]
-
-
-def _log2(n: int) -> int:
-    return max(n, 1).bit_length() - 1
 
 
 def canonical_codec(encoder: str) -> str:
