@@ -70,7 +70,31 @@ def test_smoke_run_logs_every_loss_and_writes_its_files(smoke_run: Path) -> None
     st = load_state(smoke_run / "checkpoints" / "state_00000020.pt")
     assert st["config"]["network_g"]["num_feat"] == 16 and st["config"]["total_iters"] == 20
     assert (smoke_run / "config.yaml").is_file()
-    assert len(list((smoke_run / "val" / "00000020").glob("*.png"))) == 2
+    saved = sorted(p.name for p in (smoke_run / "val" / "00000020").glob("*.png"))
+    assert len(saved) == 3 and "preview.png" in saved  # 2 outputs + the lq | output | gt grid
+
+
+def test_each_validation_writes_a_preview_grid_of_lq_output_gt(smoke_run: Path) -> None:
+    val20 = smoke_run / "val" / "00000020"
+    grid = cv2.imread(str(val20 / "preview.png"))
+    gts = {p.name[:-7]: cv2.imread(str(p)) for p in (smoke_run / "val" / "inputs").glob("*_gt.png")}
+    h, w = next(iter(gts.values())).shape[:2]
+    # save_images 2: two rows and three columns with 4-pixel white gaps
+    assert grid.shape == (2 * h + 4, 3 * w + 8, 3)
+    name = next(n for n, g in gts.items() if np.array_equal(grid[:h, 2 * w + 8 :], g))
+    np.testing.assert_array_equal(
+        grid[:h, w + 4 : 2 * w + 4], cv2.imread(str(val20 / f"{name}.png"))
+    )
+    assert (grid[:h, w : w + 4] == 255).all() and (grid[h : h + 4] == 255).all()
+
+
+def test_the_guard_stays_silent_on_a_healthy_smoke_run(smoke_run: Path) -> None:
+    recs = _records(smoke_run)
+    assert not [r for r in recs if r.get("event") == "guard_stop"]
+    val = [r for r in recs if "val_color_shift" in r]
+    assert [r["step"] for r in val] == [0, 10, 20]
+    for r in val:
+        assert 0 <= r["val_color_shift"] < 0.04 and r["val_std_ratio"] > 0.25, r
 
 
 def test_model_files_hold_the_ema_generator(smoke_run: Path) -> None:

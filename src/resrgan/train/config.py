@@ -106,6 +106,27 @@ class CheckpointConfig:
 
 
 @dataclass(frozen=True)
+class GuardConfig:
+    """Thresholds of the training guard (``guard.*`` in a training config).
+
+    ``color_shift``: largest allowed |mean(output) - mean(gt)| of one RGB channel over the
+    validation set, in [0, 1] units (0.04 is 10 code values). ``min_std_ratio``: the outputs'
+    spatial standard deviation over the gt's below this is a collapse to a flat picture.
+    ``min_chroma_ratio``: the same for the spread between the R, G, B channels (a collapse to grey;
+    checked when the gt has colour). ``loss_ratio``: the pixel or perceptual loss over this many
+    times its median over the last ``loss_window`` logged values is an explosion (after
+    ``loss_window // 4`` values); every loss must be finite.
+    """
+
+    enabled: bool = True
+    color_shift: float = 0.04
+    min_std_ratio: float = 0.25
+    min_chroma_ratio: float = 0.25
+    loss_ratio: float = 20.0
+    loss_window: int = 40
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """A whole training run. ``model``: 'esrnet' (stage 1, L1 only) or 'esrgan' (stage 2)."""
 
@@ -136,6 +157,7 @@ class TrainConfig:
     losses: LossConfig = field(default_factory=LossConfig)
     val: ValConfig = field(default_factory=ValConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    guard: GuardConfig = field(default_factory=GuardConfig)
 
     @property
     def scale(self) -> int:

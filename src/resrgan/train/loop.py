@@ -45,6 +45,7 @@ from .distributed import (
     make_generator,
 )
 from .ema import ema_decay_at, ema_update, make_ema, unwrap
+from .guard import Guard, TrainingStopped, keep_last_good
 from .logging import MetricsLogger
 from .steps import (
     Batch,
@@ -302,15 +303,24 @@ def validate_net(
     net: nn.Module, vs: ValSet, cfg: TrainConfig, device: torch.device, *, save_dir: Path | None
 ) -> dict[str, float]:
     """Mean L1, PSNR and SSIM of ``net`` on the validation set (BasicSR conventions on 8-bit RGB,
-    border cropped by the scale); saves the first ``val.save_images`` outputs."""
+    border cropped by the scale) and the guard's colour/spread statistics (``output_stats``).
+
+    The network runs as it trains, through its own ``forward`` under ``no_grad``: the upstream
+    computation, not the upscaler's inference engine. With ``save_dir``, the first
+    ``val.save_images`` outputs are saved, with ``preview.png``: one row per image, lq (nearest x
+    scale) | output | gt.
+    """
     from ..metrics.psnr_ssim import psnr, ssim
+    from .guard import output_stats
 
     net.eval()
     outs = []
     for i in range(0, vs.lq.shape[0], cfg.val.batch_size):
         lq = vs.lq[i : i + cfg.val.batch_size].to(device)
-        outs.append(net(lq).float().clamp(0, 1).cpu())
-    out = torch.cat(outs)
+        outs.append(net(lq).float().cpu())
+    raw = torch.cat(outs)
+    stats = output_stats(raw, vs.gt)
+    out = raw.nan_to_num(0.0).clamp(0, 1)
     out8 = (out * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     gt8 = (vs.gt.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     pairs = list(zip(out8, gt8, strict=True))
@@ -318,14 +328,27 @@ def validate_net(
         "val_l1": float((out - vs.gt).abs().mean()),
         "val_psnr": sum(psnr(a, b, crop_border=cfg.scale) for a, b in pairs) / len(pairs),
         "val_ssim": sum(ssim(a, b, crop_border=cfg.scale) for a, b in pairs) / len(pairs),
+        **stats,
     }
-    if save_dir is not None and cfg.val.save_images > 0:
+    n = min(cfg.val.save_images, out.shape[0])
+    if save_dir is not None and n > 0:
         import cv2
+        import numpy as np
 
         save_dir.mkdir(parents=True, exist_ok=True)
-        for j in range(min(cfg.val.save_images, out.shape[0])):
-            img = (out[j].permute(1, 2, 0).numpy() * 255).round().astype("uint8")
-            cv2.imwrite(str(save_dir / f"{vs.names[j]}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        for j in range(n):
+            cv2.imwrite(
+                str(save_dir / f"{vs.names[j]}.png"), cv2.cvtColor(out8[j], cv2.COLOR_RGB2BGR)
+            )
+        lq8 = (vs.lq[:n].clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        lq8 = lq8.repeat(cfg.scale, axis=1).repeat(cfg.scale, axis=2)
+        gap = np.full((out8.shape[1], 4, 3), 255, np.uint8)
+        rows = [np.concatenate([lq8[j], gap, out8[j], gap, gt8[j]], axis=1) for j in range(n)]
+        hgap = np.full((4, rows[0].shape[1], 3), 255, np.uint8)
+        grid = np.concatenate(
+            [r for j, row in enumerate(rows) for r in ((hgap, row) if j else (row,))]
+        )
+        cv2.imwrite(str(save_dir / "preview.png"), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
     return res
 
 
@@ -573,75 +596,87 @@ def _run(
         net_d.train()
     t0 = time.perf_counter()
     step = start
-    for step in range(start + 1, cfg.total_iters + 1):
-        data = next(batches)
-        if step > 1:  # BasicSR updates the learning rate from iteration 2, before the optimisation
-            sched_g.step()
-            if sched_d is not None:
-                sched_d.step()
-        if cfg.data.mode == "paired":
-            batch = paired_batch(data["lq"].to(device), data["gt"].to(device), cfg)
-        else:
-            batch = synthesize_batch(
-                data["gt"].to(device, non_blocking=True),
-                cfg,
-                pool,
-                generator=make_generator(cfg.seed, "degrade", info.rank, step),
-                pool_generator=make_generator(cfg.seed, "pool", info.rank, step),
-            )
-        if cfg.channels_last:
-            batch = Batch(
-                *(
-                    t.contiguous(memory_format=torch.channels_last)
-                    for t in (batch.lq, batch.gt, batch.gt_usm)
-                )
-            )
+    guard = Guard(cfg.guard, start=start)
 
-        if not esrgan:
-            logs = esrnet_step(g_train, batch, opt_g, scaler_g, cfg.losses, amp=cfg.amp)
-        else:
-            assert d_train is not None and opt_d is not None and scaler_d is not None
-            if step % cfg.net_d_iters == 0 and step > cfg.net_d_init_iters:
-                out, logs = generator_step(
-                    g_train, d_train, percep, batch, opt_g, scaler_g, cfg.losses, amp=cfg.amp
-                )
+    def val_step(step: int) -> bool:
+        return cfg.val.every > 0 and (step % cfg.val.every == 0 or step == cfg.total_iters)
+
+    try:
+        for step in range(start + 1, cfg.total_iters + 1):
+            data = next(batches)
+            # BasicSR updates the learning rate from iteration 2, before the optimisation
+            if step > 1:
+                sched_g.step()
+                if sched_d is not None:
+                    sched_d.step()
+            if cfg.data.mode == "paired":
+                batch = paired_batch(data["lq"].to(device), data["gt"].to(device), cfg)
             else:
-                with torch.no_grad():
-                    out, logs = g_train(batch.lq), {}
-            logs.update(
-                discriminator_step(d_train, out, batch, opt_d, scaler_d, cfg.losses, amp=cfg.amp)
-            )
-        ema_update(net_g_ema, net_g, ema_decay_at(step, cfg.ema_decay, warmup=cfg.ema_warmup))
+                batch = synthesize_batch(
+                    data["gt"].to(device, non_blocking=True),
+                    cfg,
+                    pool,
+                    generator=make_generator(cfg.seed, "degrade", info.rank, step),
+                    pool_generator=make_generator(cfg.seed, "pool", info.rank, step),
+                )
+            if cfg.channels_last:
+                batch = Batch(
+                    *(
+                        t.contiguous(memory_format=torch.channels_last)
+                        for t in (batch.lq, batch.gt, batch.gt_usm)
+                    )
+                )
 
-        if step % cfg.log_every == 0 or step == cfg.total_iters:
-            values = all_reduce_mean({k: float(v) for k, v in logs.items()}, info)
-            rec = {
-                "step": step,
-                "total": cfg.total_iters,
-                **values,
-                "lr_g": opt_g.param_groups[0]["lr"],
-                "s_per_iter": (time.perf_counter() - t0) / max(1, step - start),
-            }
-            if logger is not None:
-                logger.log(rec)
-            if callback is not None and info.is_main:
-                callback(rec)
-        elif callback is not None and info.is_main:
-            callback({"step": step, "total": cfg.total_iters})
-        if (
-            val_set is not None
-            and cfg.val.every > 0
-            and (step % cfg.val.every == 0 or step == cfg.total_iters)
-        ):
-            last_val = validate_net(
-                net_g_ema, val_set, cfg, device, save_dir=run_dir / "val" / f"{step:08d}"
-            )
-            if logger is not None:
-                logger.log({"step": step, **last_val})
-            if callback is not None:
-                callback({"step": step, "total": cfg.total_iters, **last_val})
-        if step % cfg.checkpoint.every == 0 or step == cfg.total_iters:
-            checkpoint(step)
+            if not esrgan:
+                logs = esrnet_step(g_train, batch, opt_g, scaler_g, cfg.losses, amp=cfg.amp)
+            else:
+                assert d_train is not None and opt_d is not None and scaler_d is not None
+                if step % cfg.net_d_iters == 0 and step > cfg.net_d_init_iters:
+                    out, logs = generator_step(
+                        g_train, d_train, percep, batch, opt_g, scaler_g, cfg.losses, amp=cfg.amp
+                    )
+                else:
+                    with torch.no_grad():
+                        out, logs = g_train(batch.lq), {}
+                logs.update(
+                    discriminator_step(
+                        d_train, out, batch, opt_d, scaler_d, cfg.losses, amp=cfg.amp
+                    )
+                )
+            ema_update(net_g_ema, net_g, ema_decay_at(step, cfg.ema_decay, warmup=cfg.ema_warmup))
+
+            if step % cfg.log_every == 0 or step == cfg.total_iters:
+                values = all_reduce_mean({k: float(v) for k, v in logs.items()}, info)
+                rec = {
+                    "step": step,
+                    "total": cfg.total_iters,
+                    **values,
+                    "lr_g": opt_g.param_groups[0]["lr"],
+                    "s_per_iter": (time.perf_counter() - t0) / max(1, step - start),
+                }
+                if logger is not None:
+                    logger.log(rec)
+                if callback is not None and info.is_main:
+                    callback(rec)
+                guard.check_losses(step, values)
+            elif callback is not None and info.is_main:
+                callback({"step": step, "total": cfg.total_iters})
+            if val_set is not None and val_step(step):
+                last_val = validate_net(
+                    net_g_ema, val_set, cfg, device, save_dir=run_dir / "val" / f"{step:08d}"
+                )
+                if logger is not None:
+                    logger.log({"step": step, **last_val})
+                if callback is not None:
+                    callback({"step": step, "total": cfg.total_iters, **last_val})
+            if val_set is not None or info.distributed:
+                _agree(guard.check_validation, step, last_val, info, at_val=val_step(step))
+            if step % cfg.checkpoint.every == 0 or step == cfg.total_iters:
+                if step % cfg.log_every:  # a checkpoint holds only finite losses
+                    guard.check_losses(step, {k: float(v) for k, v in logs.items()})
+                checkpoint(step)
+    except TrainingStopped as e:
+        raise _stopped(e, run_dir, net_g_ema, cfg, logger, info) from None
 
     # 8. the end: the EMA generator is current in model.safetensors / model.pth; ranks must agree
     if info.distributed:
@@ -665,6 +700,63 @@ def _run(
     return TrainResult(
         run_dir=run_dir, step=step, model_path=run_dir / "model.safetensors", last_val=last_val
     )
+
+
+def _agree(
+    check: Callable[[int, dict[str, float]], None],
+    step: int,
+    stats: dict[str, float] | None,
+    info: DistInfo,
+    *,
+    at_val: bool,
+) -> None:
+    """Run a validation guard check on rank 0 (which holds the validation set) and make every
+    rank raise the same TrainingStopped, so none waits at a barrier for a rank that stopped."""
+    if not at_val:
+        return
+    err: TrainingStopped | None = None
+    if info.is_main and stats is not None and step > 0:
+        try:
+            check(step, stats)
+        except TrainingStopped as e:
+            err = e
+    if info.distributed:
+        found = all_gather_object((str(err), err.last_good) if err else None, info)[0]
+        err = TrainingStopped(found[0], last_good=found[1]) if found else None
+    if err is not None:
+        raise err
+
+
+def _stopped(
+    e: TrainingStopped,
+    run_dir: Path,
+    ema: nn.Module,
+    cfg: TrainConfig,
+    logger: MetricsLogger | None,
+    info: DistInfo,
+) -> TrainingStopped:
+    """After a guard stop (rank 0 writes): set aside checkpoints newer than the last good step,
+    put the newest good EMA generator back into model.safetensors, and say where it is."""
+    if not info.is_main:
+        return e
+    kept = keep_last_good(run_dir, e.last_good)
+    if kept is not None:
+        from .checkpoint import load_state, state_path
+
+        ema.load_state_dict(load_state(state_path(run_dir, kept))["net_g_ema"])
+        write_model(run_dir, ema, cfg, kept)
+        where = (
+            f"the last good model is step {kept}: {run_dir / 'model.safetensors'} (--resume "
+            "continues from it)"
+        )
+    else:
+        for name in ("model.safetensors", "model.pth"):
+            (run_dir / name).unlink(missing_ok=True)
+        where = "no checkpoint before it passed the guard"
+    if logger is not None:
+        logger.log({"event": "guard_stop", "message": str(e), "last_good": kept})
+        logger.close()
+    return TrainingStopped(f"{e}; {where}", last_good=e.last_good)
 
 
 def _config_changes(old: Any, new: Any, prefix: str = "") -> list[str]:
