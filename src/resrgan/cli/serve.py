@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import UsageError
+from .upscale import _sigterm_as_interrupt
 
 HELP = "a local web page: drop images, compare before/after, download (needs the web extra)"
 
@@ -207,32 +208,14 @@ def run(args: argparse.Namespace) -> int:
         if args.open:
             threading.Thread(target=_open_when_started, args=(server, url), daemon=True).start()
         try:
-            with _signals_stop():
+            # uvicorn shuts down cleanly on SIGINT/SIGTERM, then raises the signal again with the
+            # previous handlers back: both end here as KeyboardInterrupt, and exit 0
+            with _sigterm_as_interrupt():
                 server.run(sockets=[sock])
-        except KeyboardInterrupt:  # uvicorn re-raises the signal it stopped on, after shutdown
+        except KeyboardInterrupt:
             pass
     print("resrgan serve: stopped", flush=True)
     return 0
-
-
-@contextlib.contextmanager
-def _signals_stop() -> Iterator[None]:
-    """SIGTERM, like Ctrl-C, ends in KeyboardInterrupt once uvicorn has shut down cleanly (it
-    raises the signal again after restoring this handler), so both exit 0 with one line."""
-    import signal
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 def _open_when_started(server: Any, url: str) -> None:
