@@ -375,3 +375,71 @@ def _child_map() -> list[int]:
 
     assert workers._pool is None  # forgotten at fork: its threads are not in this process
     return workers.map_samples(lambda i: 2 * i, [0, 1, 2], torch.device("cpu"))
+
+
+def literal_first_order(gt: torch.Tensor, p: DegradationParams, cfg: DegradationConfig):
+    """The classical model, y = JPEG((x * k1) resized to the LQ size + n), with stage 1's draws."""
+    from resrgan.degrade.filter import filter2d
+    from resrgan.degrade.jpeg import jpeg_compress
+    from resrgan.degrade.noise import add_gaussian_noise, add_poisson_noise, derived_seed
+
+    st = p.stage1
+    s = cfg.scale
+    out = filter2d(gt, p.kernel1.build(21))
+    out = torch.nn.functional.interpolate(
+        out, size=(gt.shape[-2] // s, gt.shape[-1] // s), mode=st.resize_mode
+    )
+    gens = [torch.Generator().manual_seed(derived_seed(st.noise_seed, i)) for i in range(len(out))]
+    gray = torch.tensor(st.gray_noise)
+    if st.noise == "gaussian":
+        gseed = derived_seed(st.noise_seed, "gray")
+        gmap = torch.randn(out.shape[-2:], generator=torch.Generator().manual_seed(gseed))
+        out = add_gaussian_noise(
+            out, torch.tensor(st.noise_sigma), gray, generator=gens, gray_map=gmap
+        )
+    else:
+        out = add_poisson_noise(out, torch.tensor(st.poisson_scale), gray, generator=gens)
+    out = jpeg_compress(torch.clamp(out, 0, 1), torch.tensor(st.jpeg_quality))
+    return torch.clamp((out * 255.0).round(), 0, 255) / 255.0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_first_order_is_the_classical_model_with_the_first_stage_draws(seed: int) -> None:
+    gt = photo(2, size=200, seed=seed)
+    cfg = DegradationConfig(gt_size=128, crop_pad_size=200, order="first")
+    p = sample_degradation(
+        2, cfg, generator=torch.Generator().manual_seed(seed), gt_size_in=(200, 200)
+    )
+    out = degrade(gt, p, cfg)
+    ref = literal_first_order(gt, p, cfg)
+    assert out.shape == ref.shape == (2, 3, 50, 50)
+    assert (out - ref).abs().max() <= 1 / 255 + 1e-6
+    assert (out != ref).float().mean() < 0.01
+    second = degrade(gt, p, dataclasses.replace(cfg, order="second"))
+    assert (out - second).abs().mean() > 0.005  # the second order is not taken
+
+
+def test_bicubic_order_is_antialiased_bicubic_of_the_sharpened_gt() -> None:
+    gt = photo(2, size=200, seed=5)
+    cfg = DegradationConfig(gt_size=128, crop_pad_size=200, order="bicubic")
+    p = sample_degradation(
+        2, cfg, generator=torch.Generator().manual_seed(0), gt_size_in=(200, 200)
+    )
+    tb = make_training_batch(gt, p, cfg)
+    small = torch.nn.functional.interpolate(
+        usm_sharpen(gt), size=(50, 50), mode="bicubic", antialias=True
+    )
+    ref = (small.clamp(0, 1) * 255).round() / 255
+    t, l = p.crop_top, p.crop_left
+    torch.testing.assert_close(tb.lq, ref[..., t : t + 32, l : l + 32], atol=1e-6, rtol=0)
+    # a ramp keeps its mean and a constant stays exactly constant
+    flat = torch.full((1, 3, 200, 200), 0.4)
+    pf = sample_degradation(
+        1, cfg, generator=torch.Generator().manual_seed(0), gt_size_in=(200, 200)
+    )
+    assert (degrade(flat, pf, cfg) == round(0.4 * 255) / 255).all()
+
+
+def test_an_unknown_order_is_refused_with_the_choices() -> None:
+    with pytest.raises(ConfigError, match=r"degradation.order: 'third' is not one of \['second'"):
+        DegradationConfig(order="third")

@@ -22,6 +22,7 @@ KERNEL_TYPES: tuple[str, ...] = (
 )
 _KERNEL_PROB = (0.45, 0.25, 0.12, 0.03, 0.12, 0.03)
 RESIZE_MODES: tuple[str, ...] = ("area", "bilinear", "bicubic")
+ORDERS: tuple[str, ...] = ("second", "first", "bicubic")
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,10 @@ class DegradationConfig:
     # hard-coded upstream, exposed here
     kernel_range: tuple[int, ...] = (7, 9, 11, 13, 15, 17, 19, 21)
     shared_gray_noise: bool = True
+    # "second" (Real-ESRGAN), or for the paper's ablations: "first" (the classical model: blur,
+    # resize to the LQ size, noise, JPEG, with the first stage's draws) or "bicubic" (antialiased
+    # bicubic downsampling only)
+    order: str = "second"
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -85,6 +90,11 @@ class DegradationConfig:
             value = getattr(self, name)
             if isinstance(value, list):  # tolerate lists from direct construction
                 object.__setattr__(self, name, tuple(value))
+        if self.order not in ORDERS:
+            raise ConfigError(
+                f"degradation.order: {self.order!r} is not one of {list(ORDERS)} (second = the "
+                "Real-ESRGAN pipeline)"
+            )
         for name in ("scale", "gt_size", "crop_pad_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"degradation.{name}: {getattr(self, name)} must be >= 1")

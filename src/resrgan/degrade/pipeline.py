@@ -186,6 +186,10 @@ def _in_chunks(
                 x_usm = usm_sharpen(x)
             window = _gt_window(x_usm, params.crop_top, params.crop_left, cfg)
             x = x_usm if cfg.gt_usm else x
+        if cfg.order == "first":
+            return _classical(x, run, sl, prof), window, prof
+        if cfg.order == "bicubic":
+            return _bicubic(x, cfg), window, prof
         return _first(x, run, sl, prof), window, prof
 
     parts = map_samples(part, _chunks(gt, chunk), gt.device)
@@ -193,7 +197,9 @@ def _in_chunks(
         for _, _, prof in parts:
             for k, v in (prof or {}).items():
                 profile[k] = profile.get(k, 0.0) + v
-    lq = _second(torch.cat([lq for lq, _, _ in parts]), run, profile)
+    lq = torch.cat([lq for lq, _, _ in parts])
+    if cfg.order == "second":
+        lq = _second(lq, run, profile)
     return lq, [w for _, w, _ in parts if w is not None]
 
 
@@ -219,6 +225,36 @@ def _first(x: Tensor, run: _Run, sl: slice, profile: dict[str, float] | None) ->
         return resize(out, mode=st2.resize_mode, size=size2)
 
 
+def _quantise(x: Tensor) -> Tensor:
+    return torch.clamp((x * 255.0).round(), 0, 255) / 255.0
+
+
+def _classical(x: Tensor, run: _Run, sl: slice, profile: dict[str, float] | None) -> Tensor:
+    """``cfg.order == "first"``, the classical degradation y = JPEG((x * k) resized + n) with the
+    first stage's draws (its resize mode, straight to the LQ size; its noise and JPEG quality)."""
+    params, cfg = run.params, run.cfg
+    h, w = params.gt_size_in
+    st1 = params.stage1
+    with _timed(profile, "blur", x):
+        out = run.blur(x, "kernel1", cfg.blur_kernel_size, sl)
+    with _timed(profile, "resize", out):
+        out = resize(out, mode=st1.resize_mode, size=(h // cfg.scale, w // cfg.scale))
+    with _timed(profile, "noise", out):
+        out = run.noise(out, st1, sl)
+    with _timed(profile, "jpeg", out):
+        return _quantise(_jpeg(out, st1.jpeg_quality[sl]))
+
+
+def _bicubic(x: Tensor, cfg: DegradationConfig) -> Tensor:
+    """``cfg.order == "bicubic"``: antialiased bicubic downsampling (as MATLAB imresize),
+    quantised."""
+    h, w = x.shape[-2:]
+    out = torch.nn.functional.interpolate(
+        x, size=(h // cfg.scale, w // cfg.scale), mode="bicubic", antialias=True
+    )
+    return _quantise(out)
+
+
 def _second(out: Tensor, run: _Run, profile: dict[str, float] | None) -> Tensor:
     """The rest of :func:`degrade` at LQ size (whole batch): noise, final stage, quantisation."""
     params, cfg = run.params, run.cfg
@@ -237,7 +273,7 @@ def _second(out: Tensor, run: _Run, profile: dict[str, float] | None) -> Tensor:
             out = _jpeg(out, st2.jpeg_quality)
             out = resize(out, mode=params.final_resize_mode, size=final)
             out = run.blur(out, "sinc_kernel", cfg.blur_kernel_size, sl)
-        return torch.clamp((out * 255.0).round(), 0, 255) / 255.0
+        return _quantise(out)
 
 
 @dataclass
