@@ -117,6 +117,9 @@ def main() -> int:
     ap.add_argument("--real", type=Path, default=DATA / "real_lr", help="real LQ photos")
     ap.add_argument("--hr-val", type=Path, default=DATA / "hr_val", help="HR validation images")
     ap.add_argument("--pairs", type=int, default=48, help="synthetic pairs (default 48)")
+    ap.add_argument(
+        "--niqe-params", type=Path, default=DATA / "niqe" / "niqe_pris_params.npz", help="NIQE .npz"
+    )
     ap.add_argument("--grid", type=Path, help="write a PNG of real_lr crops side by side")
     ap.add_argument("--json", action="store_true", help="also print one JSON line per model")
     args = ap.parse_args()
@@ -125,7 +128,7 @@ def main() -> int:
     from resrgan.metrics.psnr_ssim import psnr, ssim
 
     torch.set_grad_enabled(False)
-    params = load_niqe_params()
+    params = load_niqe_params(args.niqe_params)
     reals = real_lr_images(args.real)
     lqs, gts = synthetic_set(args.hr_val, args.pairs)
     rows, outputs = [], {}
