@@ -39,6 +39,7 @@ from resrgan.cli import main  # noqa: E402
 from resrgan.infer.upscaler import Upscaler  # noqa: E402
 from resrgan.nets import SRVGGNetCompact  # noqa: E402
 from resrgan.serve import ModelChoice, Settings, create_app  # noqa: E402
+from resrgan.serve.jobs import zoo_choices  # noqa: E402
 
 BASE = "http://127.0.0.1:7860"
 MB = 1024 * 1024
@@ -474,6 +475,19 @@ def test_model_stays_loaded_and_a_switch_loads_once(make_server: object) -> None
         r = s.post([("a.png", png())], model=model)
         assert s.wait(r.json()["files"][0]["id"])["state"] == "done"
     assert loads == ["one", "two"]
+
+
+def test_page_offers_the_offline_zoo_models_with_their_descriptions(ncnn_models_dir: Path) -> None:
+    choices = {c.name: c for c in zoo_choices()}
+    for name, description in (
+        ("RealESRGAN_x4plus", "general photos, x4 (GAN, 23 RRDB blocks)"),
+        ("RealESRGAN_x4plus_anime_6B", "anime illustrations, x4 (GAN, 6 RRDB blocks)"),
+        ("realesr-animevideov3", "anime video frames, x4 (compact, 16 convs); x2/x3 by resizing"),
+    ):
+        assert (choices[name].description, choices[name].scale) == (description, 4)
+    assert not any(n.endswith("_netD") for n in choices)  # discriminators do not upscale
+    net = choices["realesr-animevideov3"].load(0.5)
+    assert isinstance(net, SRVGGNetCompact) and net.upscale == 4
 
 
 # ------------------------------------------------------------------------------ results

@@ -57,11 +57,12 @@ def zoo_choices() -> list[ModelChoice]:
     the installed ncnn files (``resrgan models`` lists the same)."""
     from ..weights.zoo import MODELS, model_status
 
-    def loader(name: str) -> Callable[[float], nn.Module]:
+    def loader(name: str, twin: bool) -> Callable[[float], nn.Module]:
         def load(denoise: float) -> nn.Module:
             from ..weights.zoo import load_zoo_model
 
-            return load_zoo_model(name, denoise_strength=denoise, download=False)[0]
+            dn = denoise if twin else None  # without its twin offline: the model alone
+            return load_zoo_model(name, denoise_strength=dn, download=False)[0]
 
         return load
 
@@ -70,7 +71,9 @@ def zoo_choices() -> list[ModelChoice]:
         if info.arch not in GENERATOR_ARCHS or model_status(info.name) == "download":
             continue
         twin = info.dni_twin is not None and model_status(info.dni_twin) != "download"
-        out.append(ModelChoice(info.name, info.description, info.scale, loader(info.name), twin))
+        out.append(
+            ModelChoice(info.name, info.description, info.scale, loader(info.name, twin), twin)
+        )
     return out
 
 

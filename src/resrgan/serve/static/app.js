@@ -195,7 +195,7 @@
   }
 
   // ------------------------------------------------------------------ progress
-  function open() {
+  function pending() {
     return items.filter((i) => i.id && !i.error && (!i.job || i.job.state === "queued" || i.job.state === "running"));
   }
 
@@ -203,8 +203,8 @@
     if (polling) return;
     polling = true;
     try {
-      while (open().length) {
-        const ids = open().map((i) => i.id).join(",");
+      while (pending().length) {
+        const ids = pending().map((i) => i.id).join(",");
         let data;
         try {
           const r = await fetch(`/api/jobs?ids=${encodeURIComponent(ids)}&since=${version}&wait=20`);
@@ -264,7 +264,7 @@
     const failed = items.filter((i) => i.error).length;
     if (running) {
       say(`Upscaling ${running.name}${waiting ? `; ${waiting} waiting` : ""}`);
-    } else if (!open().length) {
+    } else if (!pending().length) {
       say(`Finished: ${done} done${failed ? `, ${failed} failed` : ""}.`);
     }
   }
