@@ -250,6 +250,23 @@ def test_waiting_jobs_see_their_position_in_the_queue(make_server: object) -> No
     assert [s.wait(i)["state"] for i in ids] == ["done"] * 3
 
 
+def test_cancel_removes_a_waiting_job_and_stops_a_running_one(make_server: object) -> None:
+    gate = threading.Event()
+    s: Server = make_server(  # type: ignore[operator]
+        models=[ModelChoice("gated", "waits", 4, lambda dn: Gated(gate))]
+    )
+    running, waiting = (s.post([(f"{i}.png", png())]).json()["files"][0]["id"] for i in (0, 1))
+    _wait_state(s, running, "running")
+    assert s.client.delete(f"/api/jobs/{waiting}").status_code == 204
+    assert s.client.get(f"/api/jobs/{waiting}").status_code == 404
+    assert s.client.delete(f"/api/jobs/{running}").status_code == 204
+    gate.set()
+    assert s.wait(running) == {"id": running, "state": "gone"}
+    s.assert_nothing_outside()
+    assert list((s.root / "work" / "results").iterdir()) == []
+    s.assert_still_serving()
+
+
 def _wait_state(s: Server, job_id: str, state: str) -> None:
     for _ in range(300):
         if s.client.get(f"/api/jobs/{job_id}").json()["state"] == state:
