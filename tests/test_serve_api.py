@@ -410,20 +410,26 @@ def test_too_many_files_are_refused(server: Server) -> None:
 def test_full_queue_answers_503_with_a_message(make_server: object) -> None:
     gate = threading.Event()
     s: Server = make_server(  # type: ignore[operator]
-        models=[ModelChoice("gated", "waits", 4, lambda dn: Gated(gate))], queue_size=1
+        models=[ModelChoice("gated", "waits", 4, lambda dn: Gated(gate))], queue_size=2
     )
     running = s.post([("a.png", png())]).json()["files"][0]["id"]
     _wait_state(s, running, "running")
     waiting = s.post([("b.png", png())]).json()["files"][0]["id"]
-    r = s.post([("c.png", png()), ("d.png", png())])
+    r = s.post([("c.png", png()), ("d.png", png())])  # one place left, two images: none queued
     assert r.status_code == 503
     assert r.headers["retry-after"] == "10"
     assert r.json()["detail"] == (
-        "the queue is full: 1 of 1 places are taken and this upload has 1 image; "
+        "the queue is full: 1 of 2 places are taken and this upload has 2 images; "
         "try again when some are done"
     )
+    last = s.post([("e.png", png())]).json()["files"][0]["id"]
+    r = s.post([("f.png", png())])  # no place left: refused before its body is read
+    assert r.status_code == 503
+    assert r.json()["detail"] == (
+        "the queue is full: 2 of 2 places are taken; try again when some are done"
+    )
     gate.set()
-    assert [s.wait(i)["state"] for i in (running, waiting)] == ["done", "done"]
+    assert [s.wait(i)["state"] for i in (running, waiting, last)] == ["done"] * 3
     s.assert_nothing_outside()
     s.assert_still_serving()
 

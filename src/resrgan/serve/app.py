@@ -313,7 +313,7 @@ def create_app(settings: Settings, *, models: Sequence[ModelChoice] | None = Non
     @app.post("/api/jobs", status_code=202)
     async def submit(request: Request) -> JSONResponse:
         if queue.free_places() <= 0:
-            raise _error(503, queue.full_message(1), **{"Retry-After": "10"})
+            raise _error(503, queue.full_message(), **{"Retry-After": "10"})
         try:
             upload = await receive_upload(request.headers, request.stream(), uploads, limits)
         except UploadRefused as e:

@@ -197,12 +197,15 @@ class JobQueue:
         with self.lock:
             return self.queue_size - len(self.waiting)
 
-    def full_message(self, wanted: int) -> str:
-        free = self.free_places()
+    def full_message(self, wanted: int | None = None) -> str:
+        """Why an upload of ``wanted`` images (None: not counted yet) was refused."""
+        taken = self.queue_size - self.free_places()
+        upload = (
+            "" if wanted is None else f" and this upload has {wanted} image" + "s" * (wanted != 1)
+        )
         return (
-            f"the queue is full: {self.queue_size - free} of {self.queue_size} places are taken "
-            f"and this upload has {wanted} image{'s' if wanted != 1 else ''}; try again when some "
-            "are done"
+            f"the queue is full: {taken} of {self.queue_size} places are taken{upload}; "
+            "try again when some are done"
         )
 
     def submit(self, files: Iterable[UploadedFile], options: JobOptions) -> list[Job]:
