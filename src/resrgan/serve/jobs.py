@@ -25,7 +25,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 GENERATOR_ARCHS = ("RRDBNet", "SRVGGNetCompact")
+#: a job's states; "gone" is what the status endpoint says of a job it no longer knows
 STATES = ("queued", "running", "done", "error")
 
 
@@ -101,7 +102,6 @@ class Job:
     result: Path | None = None
     width: int = 0
     height: int = 0
-    created: float = field(default_factory=time.monotonic)
     started: float | None = None
     seconds: float | None = None
     expires: float | None = None
@@ -379,7 +379,6 @@ class Worker(threading.Thread):
         super().__init__(name=f"resrgan-serve-{device}", daemon=True)
         self.queue = queue
         self.device = device
-        self.loads = 0  # models loaded so far (a switch loads once)
         self._key: tuple[str, float | None] | None = None
         self._net: nn.Module | None = None
         self._upscaler: Any = None
@@ -444,7 +443,6 @@ class Worker(threading.Thread):
             self.queue.update(job, phase="loading model")
             self._net = self._upscaler = self._key = None  # free the old model first
             net = choice.load(job.options.denoise)
-            self.loads += 1
             log.info("loaded %s on %s", choice.name, self.device)
             self._net, self._key, self._tile = net, key, None
         if self._upscaler is None or self._tile != job.options.tile:
