@@ -30,7 +30,6 @@ import os
 import secrets
 import shutil
 import struct
-import sys
 import threading
 import zlib
 from collections.abc import Iterator
@@ -437,7 +436,12 @@ def _decode(p: Path, im: Image.Image, fmt: str) -> tuple[np.ndarray, bytes | Non
     if fmt == "TIFF" and _tiff_bits(im) > 8:
         return _decode_tiff(p), icc
     im.seek(0)
-    im.load()
+    try:
+        im.load()
+    except OSError:
+        if fmt != "TIFF":
+            raise
+        return _decode_tiff(p), icc  # a compression Pillow's libtiff was built without (ZSTD...)
     return _pillow_pixels(p, im, icc)
 
 
@@ -604,14 +608,7 @@ def _read_tiff_only(p: Path, max_pixels: int | None) -> ImageData:
         raise ImageReadError(f"{p}: corrupt or unsupported TIFF ({_short(e)})") from None
     if max_pixels is not None and width * height > max_pixels:
         raise ImageReadError(_too_big(p, width, height, max_pixels))
-    try:
-        pixels = _decode_tiff(p)
-    except ImageReadError:
-        raise
-    except Exception as e:
-        raise ImageReadError(
-            f"{p}: cannot decode the TIFF data ({_short(e)}); the file is damaged or incomplete"
-        ) from None
+    pixels = _decode_tiff(p)
     if orientation != 1:
         pixels = np.ascontiguousarray(apply_orientation(pixels, orientation))
     return ImageData(pixels=pixels, format="TIFF", icc_profile=icc or None, exif=None, path=p)
@@ -625,17 +622,30 @@ def _too_big(p: Path, width: int, height: int, max_pixels: int) -> str:
 
 
 def _decode_tiff(p: Path) -> np.ndarray:
-    """TIFF with more than 8 bits per sample through tifffile (first page, samples last)."""
+    """TIFF with more than 8 bits per sample through tifffile (first page, samples last); every
+    compression tifffile knows (LZW, Deflate, ZSTD, JPEG, PackBits, LZMA, WebP) through
+    imagecodecs."""
     import numpy as np
     import tifffile
 
-    with tifffile.TiffFile(p) as tf:
-        page = tf.pages.first
-        arr = page.asarray()
-        photometric = int(page.photometric)
-        planar = int(page.planarconfig)
-        extra = len(page.extrasamples) if page.extrasamples is not None else 0
-        samples = int(page.samplesperpixel)
+    try:
+        with tifffile.TiffFile(p) as tf:
+            page = tf.pages.first
+            compression = getattr(page.compression, "name", str(page.compression))
+            arr = page.asarray()
+            photometric = int(page.photometric)
+            planar = int(page.planarconfig)
+            extra = len(page.extrasamples) if page.extrasamples is not None else 0
+            samples = int(page.samplesperpixel)
+    except Exception as e:
+        if "imagecodecs" in str(e):  # a codec tifffile itself lacks: not a damaged file
+            raise ImageReadError(
+                f"{p}: this TIFF is {compression}-compressed, which needs the imagecodecs "
+                "package (pip install imagecodecs)"
+            ) from None
+        raise ImageReadError(
+            f"{p}: cannot decode the TIFF data ({_short(e)}); the file is damaged or incomplete"
+        ) from None
     if planar == 2 and arr.ndim == 3 and samples > 1 and arr.shape[0] == samples:
         arr = np.moveaxis(arr, 0, -1)
     if arr.dtype not in (np.uint8, np.uint16):
@@ -887,16 +897,16 @@ def _write_png_cv2(
 
 
 def _cv2_imwrite(path: Path, img: np.ndarray) -> None:
+    """PNG by ``cv2.imencode``, written through a Python file object: OpenCV never sees the path
+    (its Python binding crashes on names that are not valid UTF-8, and on Windows it takes no
+    non-ASCII paths)."""
     import cv2
 
-    if sys.platform == "win32":  # pragma: no cover - cv2.imwrite takes no non-ASCII paths there
-        ok, buf = cv2.imencode(".png", img)
-        if ok:
-            buf.tofile(str(path))
-    else:
-        ok = cv2.imwrite(str(path), img)
+    ok, buf = cv2.imencode(".png", img)
     if not ok:
         raise _Cv2WriteFailed("OpenCV's PNG writer failed")
+    with open(path, "wb") as fh:
+        fh.write(memoryview(buf))
 
 
 class _Cv2WriteFailed(RuntimeError):
