@@ -10,7 +10,8 @@ Weights come from, in order: an explicit path, the torch hub cache
 (``$TORCH_HOME/hub/checkpoints/vgg19-dcbb9e9d.pth``, by default under ``~/.cache/torch``), or a
 download from download.pytorch.org whose sha256 must start with ``dcbb9e9d`` (the hash prefix in the
 file name, as torch.hub checks it). ``source="random"`` gives a randomly initialised VGG (tests,
-smoke runs only).
+smoke runs, and the offline perceptual loss: Liu et al., CVPR 2021, report random-weight
+perceptual losses on par for super-resolution).
 """
 
 from __future__ import annotations
@@ -212,7 +213,8 @@ def resolve_vgg19_weights(source: str = "auto", *, download: bool | None = None)
         if not p.is_file():
             raise ModelNotFoundError(
                 f"losses.vgg_weights: {p} does not exist; give the path of {VGG19_FILE}, 'auto' "
-                "(torch hub cache, else download) or 'random' (tests only)"
+                "(torch hub cache, else download) or 'random' (fixed random weights, for offline "
+                "training)"
             )
         return p
     cached = hub_checkpoint_path()
@@ -229,7 +231,8 @@ def resolve_vgg19_weights(source: str = "auto", *, download: bool | None = None)
         f"the perceptual loss needs the VGG19 ImageNet weights {VGG19_FILE} and none is available "
         f"offline. Options: put the file at {cached} (torch hub cache), set "
         f"losses.vgg_weights=/path/to/{VGG19_FILE}, allow the download (unset "
-        f"RESRGAN_OFFLINE) from {VGG19_URL}, or set losses.vgg_weights=random for a smoke test only"
+        f"RESRGAN_OFFLINE) from {VGG19_URL}, or set losses.vgg_weights=random (fixed random "
+        "weights: the offline option, see docs/training.md)"
     )
 
 
