@@ -13,6 +13,10 @@ Each MODEL is ``bicubic``, a training run folder (its ``model.safetensors``; s/s
   second-order pipeline, seeds fixed (crop ``i // 15`` of image ``i % 15``, degradation seed ``i``);
 - the mean seconds per training step of a run folder.
 
+``--speed N`` only times the models on an NxN crop of a real photo (fp32, untiled, interleaved,
+best of ``--reps``) and prints each one's speed relative to the last model given, e.g.
+``--speed 256 resrgan-compact-x4 RealESRGAN_x4plus``.
+
 ``--grid PNG`` also writes a picture of real_lr crops side by side (input, nearest x4, then each
 model), for looking, not scoring.
 """
@@ -122,12 +126,22 @@ def main() -> int:
     )
     ap.add_argument("--grid", type=Path, help="write a PNG of real_lr crops side by side")
     ap.add_argument("--json", action="store_true", help="also print one JSON line per model")
+    ap.add_argument(
+        "--speed",
+        type=int,
+        metavar="N",
+        help="only time the models on an NxN photo crop (untiled fp32, alternately, best of "
+        "--reps), with each one's speed relative to the last model",
+    )
+    ap.add_argument("--reps", type=int, default=3, help="timing repetitions for --speed")
     args = ap.parse_args()
 
     from resrgan.metrics.niqe import load_niqe_params, niqe
     from resrgan.metrics.psnr_ssim import psnr, ssim
 
     torch.set_grad_enabled(False)
+    if args.speed:
+        return speed(args)
     params = load_niqe_params(args.niqe_params)
     reals = real_lr_images(args.real)
     lqs, gts = synthetic_set(args.hr_val, args.pairs)
@@ -163,6 +177,42 @@ def main() -> int:
     if args.grid:
         write_grid(args.grid, reals, outputs)
         print(f"\ngrid: {args.grid}")
+    return 0
+
+
+def speed(args: argparse.Namespace) -> int:
+    """Seconds per NxN upscale for each model, interleaved (model 1, model 2, ..., model 1, ...)
+    so that a change in the machine's speed hits all of them alike."""
+    from resrgan import Upscaler
+
+    img = real_lr_images(args.real)[0][1]
+    n = args.speed
+    crop = np.ascontiguousarray(
+        np.resize(img, (n, n, 3)) if min(img.shape[:2]) < n else img[:n, :n]
+    )
+    ups = []
+    for spec in args.models:
+        p = Path(spec)
+        path = p / "model.safetensors" if p.is_dir() else p
+        ups.append(
+            (p.name if p.exists() else spec, Upscaler(str(path) if path.exists() else spec, tile=0))
+        )
+    for _, up in ups:  # warm-up
+        up.upscale(crop)
+    best = {name: float("inf") for name, _ in ups}
+    for _ in range(args.reps):
+        for name, up in ups:
+            t = time.perf_counter()
+            up.upscale(crop)
+            best[name] = min(best[name], time.perf_counter() - t)
+    ref = ups[-1][0]
+    print(
+        f"\n{n}x{n} input, fp32, untiled, {torch.get_num_threads()} threads, best of {args.reps}\n"
+    )
+    print(f"| model | seconds | speed relative to {ref} |")
+    print("|---|---|---|")
+    for name, _ in ups:
+        print(f"| {name} | {best[name]:.3f} | {best[ref] / best[name]:.1f}x |")
     return 0
 
 
