@@ -17,12 +17,13 @@ av = __import__("pytest").importorskip("av")
 TB = Fraction(1, 90000)
 
 
-def frame_pts(n: int, *, vfr: bool, start: int = 0) -> list[int]:
-    """Timestamps in 1/90000: CFR 25 fps, or VFR alternating 40 ms and 80 ms steps."""
+def frame_pts(n: int, *, vfr: bool, start: int = 0, step: int = 3600) -> list[int]:
+    """Timestamps in 1/90000: CFR (``step``: 3600 is 25 fps, 3003 is 29.97), or VFR with every
+    third step doubled."""
     out, t = [], start
     for i in range(n):
         out.append(t)
-        t += 7200 if (vfr and i % 3 == 0) else 3600
+        t += 2 * step if (vfr and i % 3 == 0) else step
     return out
 
 
@@ -67,20 +68,24 @@ def make_clip(
     gop: int = 4,
     h: int = 48,
     w: int = 64,
+    tagged: bool = True,
+    step: int = 3600,
 ) -> Clip:
-    """Write a clip; keyframes every ``gop`` frames so segments can be cut."""
+    """Write a clip; keyframes every ``gop`` frames so segments can be cut. ``tagged=False``
+    writes no colour tags (the pixels still use ``matrix``)."""
     deep = "10" in pix_fmt
     frames = rgb_frames(n, h, w, deep=deep)
-    pts = frame_pts(n, vfr=vfr, start=start)
+    pts = frame_pts(n, vfr=vfr, start=start, step=step)
     out = av.open(str(path), "w")
     vs = out.add_stream(codec, rate=25)
     vs.width, vs.height, vs.pix_fmt = w, h, pix_fmt
     vs.time_base = TB
     cc = vs.codec_context
     cc.time_base = TB
-    cc.colorspace, cc.color_range = matrix, colour_range
-    cc.color_primaries = primaries if primaries is not None else matrix
-    cc.color_trc = transfer if transfer is not None else matrix
+    if tagged:
+        cc.colorspace, cc.color_range = matrix, colour_range
+        cc.color_primaries = primaries if primaries is not None else matrix
+        cc.color_trc = transfer if transfer is not None else matrix
     if sar is not None:
         cc.sample_aspect_ratio = sar
     vs.options = {"g": str(gop), "keyint_min": str(gop)} if codec == "libx264" else {"g": str(gop)}

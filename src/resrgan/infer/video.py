@@ -830,12 +830,17 @@ def _join(
             )
         with_frames = [m for m in markers if m["frames"]]
         tb = Fraction(with_frames[0]["time_base"])
-        _check_output(
+        shift = _check_output(
             tmp,
             expected,
             Fraction(with_frames[0]["first"]) * tb,
             Fraction(with_frames[-1]["last"]) * tb,
         )
+        if shift:
+            report.notes.append(
+                f"every stream starts {1000 * float(shift):.1f} ms later: .{ext} cannot start "
+                "before 0 and a source stream does (e.g. AAC priming from MP4); sync is unchanged"
+            )
         os.replace(tmp, output)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -844,9 +849,11 @@ def _join(
     return expected, report.notes
 
 
-def _check_output(path: Path, frames: int, first: Fraction, last: Fraction) -> None:
+def _check_output(path: Path, frames: int, first: Fraction, last: Fraction) -> Fraction:
     """Reopen the joined file: its video stream must hold ``frames`` packets from ``first`` to
-    ``last`` (seconds; within one tick of the container's time base)."""
+    ``last`` (seconds; within one tick of the container's time base). Returns the uniform shift a
+    muxer applied (Matroska moves every stream later when one starts before 0, as AAC from MP4
+    does with its priming samples); any other difference raises."""
     av = vio.require_av()
     with av.open(str(path)) as c:
         vs = c.streams.video[0]
@@ -855,11 +862,15 @@ def _check_output(path: Path, frames: int, first: Fraction, last: Fraction) -> N
     if len(pts) != frames:
         raise VideoWriteError(f"{path}: holds {len(pts)} video frames, expected {frames}")
     lo, hi = Fraction(min(pts)) * tb, Fraction(max(pts)) * tb
-    if abs(lo - first) > tb or abs(hi - last) > tb:
+    shift = lo - first
+    if abs(shift) <= tb:
+        shift = Fraction(0)
+    if abs((hi - last) - shift) > tb or not 0 <= shift <= 1:
         raise VideoWriteError(
             f"{path}: video runs {float(lo):.3f}-{float(hi):.3f} s, expected "
             f"{float(first):.3f}-{float(last):.3f} s"
         )
+    return shift
 
 
 def describe_error(err: BaseException) -> str:

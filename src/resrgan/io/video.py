@@ -847,6 +847,15 @@ def segment_format(encoder: str) -> tuple[str, str]:
     return "matroska", ".mkv"
 
 
+def _muxer_options(format_name: str, time_base: Fraction) -> dict[str, str]:
+    """MP4/QuickTime: the movie timescale (edit lists, hence start offsets, are counted in it;
+    1/1000 s by default) set to the video's own clock, so a start offset between milliseconds is
+    not rounded."""
+    if format_name in ("mp4", "mov"):
+        return {"movie_timescale": str(Fraction(time_base).denominator)}
+    return {}
+
+
 def _codec_holds(format_name: str, codec: str) -> bool:
     """Whether libavformat's ``format_name`` muxer can hold ``codec`` (avformat_query_codec)."""
     av = require_av()
@@ -937,7 +946,8 @@ class SegmentWriter:
         self._sws_matrix = _SWS_MATRIX[colour.matrix]
         self._sws_range = "JPEG" if colour.range == 2 else "MPEG"
         try:
-            self._out = av.open(str(path), "w", format=segment_format(settings.codec)[0])
+            fmt = segment_format(settings.codec)[0]
+            self._out = av.open(str(path), "w", format=fmt, options=_muxer_options(fmt, time_base))
         except (av.error.FFmpegError, OSError) as e:
             raise VideoWriteError(f"{path}: cannot create ({_ff_reason(e)})") from None
         try:
@@ -1091,7 +1101,8 @@ def join_segments(
     seg_inputs = [_open_input(p) for p in segments]
     src = _open_input(info.path)
     try:
-        out = av.open(str(output), "w", format=format_name)
+        options = _muxer_options(format_name, Fraction(seg_inputs[0].streams.video[0].time_base))
+        out = av.open(str(output), "w", format=format_name, options=options)
     except (av.error.FFmpegError, OSError) as e:
         for c in (*seg_inputs, src):
             c.close()

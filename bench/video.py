@@ -1,0 +1,314 @@
+"""Video benchmarks on the CPU: frames/s split into decode, network and encode; the pipelined run;
+peak RSS against clip length; the original ``inference_realesrgan_video.py`` side by side.
+
+    python bench/video.py                          # speed rows and memory
+    python bench/video.py --quick                  # fewer frames
+    python bench/video.py --only speed,memory,original --frames 8
+    python bench/video.py --only original --original-script PATH/inference_realesrgan_video.py
+
+Clips are made here: ``--frames`` frames panning across a real photo (shared/data/real_lr, or a
+synthetic pattern without it), encoded with libx264 (CRF 18) at 25 fps with an AAC track.
+
+**speed**: for realesr-animevideov3 at 320x180 and 640x360 and RealESRGAN_x4plus at 160x90 (x4,
+fp32, no tiling), each stage alone (decode: ``VideoReader`` to RGB; network:
+``Upscaler.upscale`` per frame; encode: ``SegmentWriter`` with the default libx264 CRF 18 medium),
+then the whole ``upscale_video`` (probe, decode, network, encode overlapped in threads, join with
+the audio). "overhead" is (pipelined seconds - network seconds) / network seconds: what decoding,
+encoding and joining add to the network in the real run.
+
+**memory**: peak RSS (ru_maxrss of a child process per clip) of ``upscale_video`` for clips of
+1x, 4x and 16x ``--frames`` frames at 160x90 with realesr-animevideov3: flat if nothing grows with
+the length.
+
+**original**: the original script's ``inference_video`` (realesrgan 0.3.0 and basicsr 1.4.2 fetched
+as in bench/compare_original.py, ffmpeg-python and future fetched likewise, the system ``ffmpeg``
+binary) against ``upscale_video`` on the same clip, same weights, fp32, CPU, alternately, each in
+its own child process. The original calls ``torch.cuda.synchronize`` after every frame, which fails
+without CUDA: it is replaced by a no-op. The script itself is not shipped here; pass its path with
+``--original-script`` (it is in the Real-ESRGAN repository, not in the realesrgan wheel). Without
+it, or without the ``ffmpeg`` binary, the row says why it was skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import types
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "bench"
+PHOTOS = Path(os.environ.get("RESRGAN_SHARED", REPO.parent / "shared")) / "data" / "real_lr"
+SPEED_ROWS = (("realesr-animevideov3", 320, 180), ("realesr-animevideov3", 640, 360),
+              ("RealESRGAN_x4plus", 160, 90))  # fmt: skip
+EXTRA_WHEELS = ("ffmpeg-python==0.2.0", "future==1.0.0")
+
+
+def make_clip(path: Path, width: int, height: int, frames: int) -> Path:
+    """A clip panning across a photo (or a pattern), x264 CRF 18, 25 fps, with AAC audio."""
+    import av
+
+    from resrgan.io.images import read_image
+
+    photos = sorted(PHOTOS.glob("*.png")) if PHOTOS.is_dir() else []
+    if photos:
+        big = np.asarray(read_image(photos[0]).pixels)[..., :3]
+        if big.dtype != np.uint8:
+            big = (big // 257).astype(np.uint8)
+    else:
+        yy, xx = np.mgrid[0 : height * 2, 0 : width * 3]
+        big = np.stack([xx % 256, yy % 256, (xx + yy) % 256], -1).astype(np.uint8)
+    while big.shape[0] < height + frames or big.shape[1] < width + 2 * frames:
+        big = np.concatenate([big, big[::-1]], 0)
+        big = np.concatenate([big, big[:, ::-1]], 1)
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
+        vs.options = {"crf": "18"}
+        cc = vs.codec_context
+        cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc = 6, 1, 6, 6
+        au = out.add_stream("aac", rate=48000)
+        au.layout = "stereo"
+        for i in range(frames):
+            crop = np.ascontiguousarray(big[i : i + height, 2 * i : 2 * i + width])
+            f = av.VideoFrame.from_ndarray(crop, format="rgb24")
+            f = f.reformat(format="yuv420p", dst_colorspace="SMPTE170M", dst_color_range="MPEG")
+            f.pts = i
+            for p in vs.encode(f):
+                out.mux(p)
+        for p in vs.encode(None):
+            out.mux(p)
+        samples, t = int(frames / 25 * 48000), 0
+        while t < samples:
+            a = av.AudioFrame.from_ndarray(np.zeros((2, 1024), np.float32), "fltp", "stereo")
+            a.sample_rate, a.pts = 48000, t
+            for p in au.encode(a):
+                out.mux(p)
+            t += 1024
+        for p in au.encode(None):
+            out.mux(p)
+    return path
+
+
+def stage_times(model: str, clip: Path, out: Path) -> dict[str, float]:
+    """Seconds for decode, network and encode alone, then the pipelined upscale_video."""
+    from resrgan import Upscaler
+    from resrgan.infer.video import VideoJob, VideoSettings, upscale_video
+    from resrgan.io import video as vio
+
+    up = Upscaler(model, tile=0, precision="fp32")
+    info = vio.probe(clip)
+    t = time.perf_counter()
+    with vio.VideoReader(info) as reader:
+        decoded = list(reader.frames())
+    decode = time.perf_counter() - t
+    t = time.perf_counter()
+    outs = [(p, up.upscale(f)) for p, f in decoded]
+    network = time.perf_counter() - t
+    enc = vio.resolve_encoder(codec=None, pix_fmt=None, crf=None, preset=None, bit_depth=8)
+    oh, ow = outs[0][1].shape[:2]
+    t = time.perf_counter()
+    writer = vio.SegmentWriter(
+        out.with_suffix(".seg.mp4"), enc, width=ow, height=oh, time_base=info.time_base,
+        frame_rate=info.frame_rate, colour=info.colour, sar=None,
+    )  # fmt: skip
+    for p, f in outs:
+        writer.write(p, f)
+    writer.close()
+    encode = time.perf_counter() - t
+    del outs, decoded
+    t = time.perf_counter()
+    result = upscale_video(VideoJob(clip, out, named=True), up, VideoSettings(), overwrite=True)
+    total = time.perf_counter() - t
+    assert result.frames == info.frames
+    return {"frames": info.frames, "decode": decode, "network": network, "encode": encode,
+            "pipelined": total}  # fmt: skip
+
+
+def speed(frames: int, tmp: Path) -> None:
+    print(f"\n## speed (CPU, fp32, no tiling, {frames} frames, torch threads "
+          f"{__import__('torch').get_num_threads()})\n")  # fmt: skip
+    print(
+        "| model | input | decode ms/frame | network ms/frame | encode ms/frame | pipelined "
+        "fps | overhead vs network |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for model, w, h in SPEED_ROWS:
+        n = max(2, frames // 4) if model == "RealESRGAN_x4plus" else frames
+        clip = make_clip(tmp / f"{model}_{w}x{h}.mp4", w, h, n)
+        s = stage_times(model, clip, tmp / f"{model}_{w}x{h}_out.mp4")
+        per = {k: 1000 * s[k] / s["frames"] for k in ("decode", "network", "encode")}
+        overhead = (s["pipelined"] - s["network"]) / s["network"]
+        fps = s["frames"] / s["pipelined"]
+        print(f"| {model} | {w}x{h} | {per['decode']:.1f} | {per['network']:.0f} | "
+              f"{per['encode']:.0f} | {fps:.3f} | {100 * overhead:+.1f} % |",
+              flush=True)  # fmt: skip
+
+
+def _child(argv: list[str]) -> dict[str, Any]:
+    """Run this script's hidden ``--child`` mode; returns its JSON line."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    done = subprocess.run([sys.executable, __file__, "--child", *argv], capture_output=True,
+                          text=True, env=env)  # fmt: skip
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+    if done.returncode != 0 or not lines:
+        return {"error": (done.stderr.strip().splitlines() or ["no output"])[-1]}
+    return json.loads(lines[-1])
+
+
+def memory(frames: int, tmp: Path) -> None:
+    print("\n## peak RSS against clip length (realesr-animevideov3, 160x90 -> 640x360)\n")
+    print("| frames | seconds | peak RSS MB |")
+    print("|---:|---:|---:|")
+    for n in (frames, 4 * frames, 16 * frames):
+        clip = make_clip(tmp / f"mem{n}.mp4", 160, 90, n)
+        r = _child(["ours", str(clip), str(tmp / f"mem{n}_out.mp4"), "realesr-animevideov3"])
+        if "error" in r:
+            print(f"| {n} | failed: {r['error']} | |")
+            continue
+        print(f"| {n} | {r['seconds']:.1f} | {r['rss_mb']:.0f} |", flush=True)
+
+
+def _fetch_wheels(src: Path) -> list[Path]:
+    src.mkdir(parents=True, exist_ok=True)
+    wheels = sorted(src.glob("ffmpeg_python-*.whl")) + sorted(src.glob("future-*.whl"))
+    if len(wheels) < 2:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+               *EXTRA_WHEELS, "-d", str(src)]  # fmt: skip
+        subprocess.run(cmd, check=True, capture_output=True)
+        wheels = sorted(src.glob("ffmpeg_python-*.whl")) + sorted(src.glob("future-*.whl"))
+    return wheels
+
+
+def run_original(script: Path, clip: Path, out_dir: Path, model: str, src: Path) -> float:
+    """The original ``inference_video`` on ``clip`` (see the module doc); returns seconds."""
+    import argparse as ap
+
+    import torch
+
+    sys.path.insert(0, str(BENCH))
+    import compare_original as co
+
+    from resrgan.weights.zoo import load_zoo_model
+
+    for wheel in _fetch_wheels(src):
+        sys.path.insert(0, str(wheel))
+    bs_root, rg_root = co.fetch(src)
+    archs, realesrganer = co.import_original(bs_root, rg_root)
+    sys.modules["realesrgan"].RealESRGANer = realesrganer  # type: ignore[attr-defined]
+    utils = types.ModuleType("basicsr.utils")
+    utils.__path__ = []  # type: ignore[attr-defined]
+    download = types.ModuleType("basicsr.utils.download_util")
+
+    def no_download(url: str, **kwargs: Any) -> str:
+        raise RuntimeError(f"the bench does not download ({url}); weights/ is prepared")
+
+    download.load_file_from_url = no_download  # type: ignore[attr-defined]
+    sys.modules["basicsr.utils"], sys.modules["basicsr.utils.download_util"] = utils, download
+    torch.cuda.synchronize = lambda *a, **k: None  # the original is CUDA-only without this
+    net, _info = load_zoo_model(model)
+    work = out_dir / "orig_cwd"
+    (work / "weights").mkdir(parents=True, exist_ok=True)
+    torch.save({"params_ema": net.state_dict()}, work / "weights" / f"{model}.pth")
+    spec = importlib.util.spec_from_file_location("orig_video", script)
+    mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    args = ap.Namespace(
+        input=str(clip), model_name=model, output=str(out_dir), denoise_strength=0.5, outscale=4,
+        suffix="orig", tile=0, tile_pad=10, pre_pad=0, face_enhance=False, fp32=True, fps=None,
+        ffmpeg_bin="ffmpeg", extract_frame_first=False, num_process_per_gpu=1,
+        alpha_upsampler="realesrgan", ext="auto", video_name=clip.stem,
+    )  # fmt: skip
+    os.chdir(work)
+    t = time.perf_counter()
+    mod.inference_video(args, str(out_dir / f"{clip.stem}_orig.mp4"), device=torch.device("cpu"))
+    return time.perf_counter() - t
+
+
+def original(frames: int, tmp: Path, script: Path | None, src: Path, reps: int) -> None:
+    print("\n## against the original inference_realesrgan_video.py (realesr-animevideov3, CPU)\n")
+    if script is None or not script.is_file():
+        print(f"skipped: --original-script not given or missing ({script}); the script is in the "
+              "Real-ESRGAN repository, not in the realesrgan wheel")  # fmt: skip
+        return
+    if shutil.which("ffmpeg") is None:
+        print("skipped: the original needs the ffmpeg binary (apt-get install ffmpeg)")
+        return
+    print("| input | frames | original s | ours s | original fps | ours fps | ours / original |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for w, h in ((320, 180), (640, 360)):
+        clip = make_clip(tmp / f"orig_{w}x{h}.mp4", w, h, frames)
+        best: dict[str, float] = {}
+        for _ in range(reps):
+            for side in ("original", "ours"):
+                out = tmp / f"{side}_{w}x{h}"
+                out.mkdir(exist_ok=True)
+                argv = [side, str(clip), str(out / "o.mp4"), "realesr-animevideov3"]
+                r = _child([*argv, str(script), str(src)])
+                if "error" in r:
+                    print(f"| {w}x{h} | {side} failed: {r['error']} |")
+                    return
+                best[side] = min(best.get(side, float("inf")), r["seconds"])
+        o, u = best["original"], best["ours"]
+        print(f"| {w}x{h} | {frames} | {o:.1f} | {u:.1f} | {frames / o:.3f} | {frames / u:.3f} | "
+              f"{o / u:.2f}x |", flush=True)  # fmt: skip
+
+
+def child(argv: list[str]) -> None:
+    side, clip, out = argv[0], Path(argv[1]), Path(argv[2])
+    model = argv[3]
+    if side == "original":
+        secs = run_original(Path(argv[4]), clip, out.parent, model, Path(argv[5]))
+    else:
+        from resrgan import Upscaler
+        from resrgan.infer.video import VideoJob, VideoSettings, upscale_video
+
+        up = Upscaler(model, tile=0, precision="fp32")
+        t = time.perf_counter()
+        upscale_video(VideoJob(clip, out, named=True), up, VideoSettings(), overwrite=True)
+        secs = time.perf_counter() - t
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": secs, "rss_mb": rss}))
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(sys.argv[2:])
+        return
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--only", default="speed,memory,original", help="comma-separated sections")
+    p.add_argument("--frames", type=int, default=16, help="frames per clip (default 16)")
+    p.add_argument("--quick", action="store_true", help="4 frames per clip")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--original-script", type=Path, default=None, help="the original's script")
+    p.add_argument("--src", type=Path, default=Path(tempfile.gettempdir()) / "resrgan_original")
+    p.add_argument("--reps", type=int, default=1, help="original/ours runs each, best kept")
+    args = p.parse_args()
+    frames = 4 if args.quick else args.frames
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    only = set(args.only.split(","))
+    with tempfile.TemporaryDirectory(prefix="resrgan-bench-video-") as tmp:
+        if "speed" in only:
+            speed(frames, Path(tmp))
+        if "memory" in only:
+            memory(frames, Path(tmp))
+        if "original" in only:
+            original(frames, Path(tmp), args.original_script, args.src, args.reps)
+
+
+if __name__ == "__main__":
+    main()
