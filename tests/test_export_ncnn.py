@@ -21,6 +21,7 @@ from resrgan.errors import UsageError
 from resrgan.export import export_ncnn
 from resrgan.nets import RRDBNet, SRVGGNetCompact
 from resrgan.weights.ncnn import ncnn_to_state_dict
+from test_ncnn import _run_ncnn as run_ncnn  # the ncnn runtime, CPU fp32
 
 OFFICIAL = {
     "RealESRGAN_x4plus": "realesrgan-x4plus",
@@ -32,28 +33,6 @@ OFFICIAL = {
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2).mean())
     return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
-
-
-def run_ncnn(param: Path, binf: Path, x: np.ndarray) -> np.ndarray:
-    """The ncnn runtime, CPU fp32: CHW input blob 'data' -> CHW output blob 'output'."""
-    ncnn = pytest.importorskip("ncnn")
-    net = ncnn.Net()
-    opt = net.opt
-    opt.use_vulkan_compute = False
-    for name in ("use_fp16_storage", "use_fp16_packed", "use_fp16_arithmetic",
-                 "use_bf16_storage", "use_bf16_packed", "use_int8_inference"):  # fmt: skip
-        setattr(opt, name, False)
-    opt.num_threads = 1
-    assert net.load_param(str(param)) == 0
-    assert net.load_model(str(binf)) == 0
-    ex = net.create_extractor()
-    ex.input("data", ncnn.Mat(np.ascontiguousarray(x, dtype=np.float32)))
-    ret, out = ex.extract("output")
-    assert ret == 0, f"ncnn extract failed with {ret}"
-    result = np.array(out).copy()
-    del ex
-    net.clear()
-    return result
 
 
 def ours(net: nn.Module, x: np.ndarray) -> np.ndarray:
