@@ -3,7 +3,7 @@ time and file sizes.
 
     python bench/export.py                  # animevideov3 and x4plus at 128x128 and 512x512
     python bench/export.py --quick          # 128x128 only
-    python bench/export.py --reps 3 --threads 2
+    python bench/export.py --reps 3 --threads 1 --models realesr-animevideov3 --sizes 512
 
 Both runtimes run through the same ``Upscaler`` (tiling, padding, blending, quantisation): the torch
 side is ``Upscaler(name, device="cpu", precision="fp32")`` (RRDBNet runs its Winograd trunk there,
@@ -70,6 +70,7 @@ def exports(name: str, d: Path) -> dict[str, object]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="128x128 only")
+    ap.add_argument("--sizes", default="128,512", help="square input sizes (default 128,512)")
     ap.add_argument("--reps", type=int, default=2, help="runs per side, best kept (default 2)")
     ap.add_argument("--threads", type=int, default=None, help="torch and onnxruntime threads")
     ap.add_argument("--models", default=",".join(MODELS))
@@ -86,12 +87,14 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    sizes = (128,) if args.quick else (128, 512)
+    sizes = (128,) if args.quick else tuple(int(v) for v in args.sizes.split(","))
     print(
         f"torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime "
-        f"{ort.__version__}, {os.cpu_count()} CPUs; best of {args.reps}, alternately\n"
+        f"{ort.__version__} ({args.threads or 'default'} threads), {os.cpu_count()} CPUs; "
+        f"best of {args.reps}, alternately\n"
     )
     print(f"{'model':<22} {'export':>8} {'onnx fp32':>10} {'onnx fp16':>10} {'ncnn fp16':>10}")
+    sys.stdout.flush()
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
@@ -99,7 +102,8 @@ def main() -> None:
             r = rows[name]
             print(
                 f"{name:<22} {r['export_s']:>7.1f}s {r['onnx_mb']:>8.1f}MB "
-                f"{r['onnx16_mb']:>8.1f}MB {r['ncnn_mb']:>8.1f}MB"
+                f"{r['onnx16_mb']:>8.1f}MB {r['ncnn_mb']:>8.1f}MB",
+                flush=True,
             )
         print(
             f"\n{'model':<22} {'size':>7} {'tile':>5} {'torch s':>8} {'ort s':>8} "

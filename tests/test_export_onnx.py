@@ -314,3 +314,23 @@ def test_srvgg_activations_export(tmp_path: Path, act: str) -> None:
     net = SRVGGNetCompact(num_feat=8, num_conv=2, upscale=2, act_type=act).eval()
     x = image(19, 23, seed=2)
     assert psnr(run_onnx(export_onnx(net, tmp_path / "m.onnx"), x), torch_out(net, x)) >= 60.0
+
+
+def test_missing_weights_file_is_named(tmp_path: Path) -> None:
+    from resrgan.errors import WeightsError
+
+    with pytest.raises(WeightsError, match=r"mine\.pth: no such weights file$"):
+        export_onnx(str(tmp_path / "mine.pth"), tmp_path / "m.onnx")
+
+
+def test_zoo_name_with_a_suffix_is_the_zoo_model(tmp_path: Path) -> None:
+    path = export_onnx("realesr-animevideov3.pth", tmp_path / "m.onnx")
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert meta["name"] == "realesr-animevideov3"
+
+
+def test_cli_missing_weights_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "runs" / "model.safetensors"
+    assert main(["export", str(missing), "-o", str(tmp_path / "x.onnx")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"resrgan export: error: MODEL {missing}: no such weights file"

@@ -100,7 +100,10 @@ def _refuse_existing(paths: list[Path], force: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import ModelNotFoundError, UsageError
+    from ..export.network import looks_like_a_file
 
+    if looks_like_a_file(args.model) and not Path(args.model).is_file():
+        raise UsageError(f"MODEL {args.model}: no such weights file")
     fmt = _format(args)
     if fmt == "ncnn":
         for flag, value in (("--opset", args.opset), ("--static", args.static)):

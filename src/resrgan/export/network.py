@@ -64,15 +64,24 @@ def resolve(
         path = Path(model)
         if path.is_file():
             src = _from_file(path)
-        elif path.suffix.lower() in (".pth", ".pt", ".safetensors", ".ckpt", ".bin") or any(
-            sep in str(model) for sep in ("/", "\\")
-        ):
+        elif looks_like_a_file(str(model)):
             raise WeightsError(f"{model}: no such weights file")
-        else:
+        else:  # a zoo name; "RealESRGAN_x4plus.pth" too, as the original CLI takes it
             src = _from_zoo(str(model))
     if name is not None:
         src = ExportSource(src.net, name, src.arch, src.kwargs, src.scale, src.ncnn_name)
     return src
+
+
+def looks_like_a_file(model: str) -> bool:
+    """A path (has a folder) or a weights file name that is not a zoo name with a suffix."""
+    from ..weights.zoo import MODELS
+
+    if "/" in model or "\\" in model:
+        return True
+    suffix = Path(model).suffix.lower()
+    weights = suffix in (".pth", ".pt", ".safetensors", ".ckpt", ".bin")
+    return weights and model.split(".", 1)[0] not in MODELS
 
 
 def _from_zoo(model: str) -> ExportSource:
