@@ -90,6 +90,9 @@ def make_clip(
         cc.sample_aspect_ratio = sar
     vs.options = {"g": str(gop), "keyint_min": str(gop)} if codec == "libx264" else {"g": str(gop)}
     if rotation is not None:
+        if not hasattr(vs, "set_display_rotation"):
+            out.close()
+            __import__("pytest").skip(f"PyAV {av.__version__} cannot write a rotation (av >= 17)")
         vs.set_display_rotation(rotation)
     au = None
     if audio is not None:

@@ -377,7 +377,7 @@ def test_cli_reports_a_bad_file_in_one_line_and_goes_on(
 def test_cli_refuses_hdr_with_a_message(
     tmp_path: Path, weights: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    clip = make_clip(tmp_path / "hdr.mp4", n=2, pix_fmt="yuv420p10le", matrix=9, transfer=18)
+    clip = make_clip(tmp_path / "hdr.mp4", n=2, pix_fmt="yuv420p10le", transfer=18)
     code = main(
         ["video", "-i", str(clip.path), "-o", str(tmp_path / "o"), "--model_path", str(weights)]
     )

@@ -106,7 +106,7 @@ def test_probe_reads_10bit_depth_rotation_and_sample_aspect_ratio(tmp_path: Path
 
 
 def test_probe_refuses_hdr(tmp_path: Path) -> None:
-    clip = make_clip(tmp_path / "pq.mp4", n=2, pix_fmt="yuv420p10le", matrix=9, transfer=16)
+    clip = make_clip(tmp_path / "pq.mp4", n=2, pix_fmt="yuv420p10le", transfer=16)
     with pytest.raises(
         VideoReadError, match=r"pq.mp4: HDR video \(PQ \(SMPTE ST 2084\) transfer\)"
     ):
@@ -114,7 +114,7 @@ def test_probe_refuses_hdr(tmp_path: Path) -> None:
 
 
 def test_probe_refuses_hlg(tmp_path: Path) -> None:
-    clip = make_clip(tmp_path / "hlg.mkv", n=2, pix_fmt="yuv420p10le", matrix=9, transfer=18)
+    clip = make_clip(tmp_path / "hlg.mkv", n=2, pix_fmt="yuv420p10le", transfer=18)
     with pytest.raises(VideoReadError, match=r"HDR video \(HLG .*models are trained on SDR"):
         vio.probe(clip.path)
 

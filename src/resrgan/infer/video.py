@@ -850,15 +850,20 @@ def _join(
 
 
 def _check_output(path: Path, frames: int, first: Fraction, last: Fraction) -> Fraction:
-    """Reopen the joined file: its video stream must hold ``frames`` packets from ``first`` to
-    ``last`` (seconds; within one tick of the container's time base). Returns the uniform shift a
+    """Reopen the joined file: its video stream must hold ``frames`` packets (not counting any
+    an edit list discards) from ``first`` to ``last`` (seconds; within one tick of the
+    container's time base). Returns the uniform shift a
     muxer applied (Matroska moves every stream later when one starts before 0, as AAC from MP4
     does with its priming samples); any other difference raises."""
     av = vio.require_av()
     with av.open(str(path)) as c:
         vs = c.streams.video[0]
         tb = Fraction(vs.time_base)
-        pts = [int(p.pts) for p in c.demux(vs) if p.pts is not None and p.size]
+        pts = [
+            int(p.pts)
+            for p in c.demux(vs)
+            if p.pts is not None and p.size and not getattr(p, "is_discard", False)
+        ]
     if len(pts) != frames:
         raise VideoWriteError(f"{path}: holds {len(pts)} video frames, expected {frames}")
     lo, hi = Fraction(min(pts)) * tb, Fraction(max(pts)) * tb

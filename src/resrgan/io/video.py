@@ -944,6 +944,12 @@ class SegmentWriter:
         self.packets = 0
         self.width, self.height = width, height
         self._sws_matrix = _SWS_MATRIX[colour.matrix]
+        names = getattr(getattr(av.video, "reformatter", None), "Colorspace", None)
+        if names is not None and self._sws_matrix not in getattr(names, "__members__", {}):
+            raise UsageError(
+                f"{path}: PyAV {getattr(av, '__version__', '?')} cannot convert RGB to "
+                f"{MATRIX_NAMES.get(colour.matrix)} YUV; upgrade it (pip install -U av)"
+            )
         self._sws_range = "JPEG" if colour.range == 2 else "MPEG"
         try:
             fmt = segment_format(settings.codec)[0]
@@ -972,8 +978,11 @@ class SegmentWriter:
             if sar is not None:
                 cc.sample_aspect_ratio = sar
             if settings.codec == "mpeg4":  # fixed quantiser 2: the default 200 kb/s is mush
-                cc.qscale = True
-                cc.global_quality = 2 * 118  # FF_QP2LAMBDA
+                try:
+                    cc.qscale = True
+                    cc.global_quality = 2 * 118  # FF_QP2LAMBDA
+                except AttributeError:  # PyAV < 16: a generous bit rate instead
+                    cc.bit_rate = int(width * height * float(frame_rate or 25) * 0.3)
             stream.options = settings.codec_options()
             self._stream = stream
         except Exception as e:
@@ -1247,14 +1256,25 @@ def _time_key(packet: Any) -> Fraction:
     return Fraction(ts if ts is not None else 0) * Fraction(packet.time_base)
 
 
+def _frame_durations(info: VideoInfo) -> np.ndarray:
+    """Each source frame's duration (time base ticks, by pts order): the container's where it
+    has one, else the gap to the next frame; the last frame without one gets the previous gap."""
+    gaps = np.diff(info.pts)
+    last = gaps[-1] if gaps.size else 1
+    return np.where(info.durations > 0, info.durations, np.append(gaps, last))
+
+
 def _video_packets(
     inputs: Sequence[Any], out_stream: Any, info: VideoInfo | None
 ) -> Iterator[tuple[Fraction, Any, bool]]:
     """The video packets of every segment, in order, re-targeted at ``out_stream``. DTS are kept
     strictly increasing across segment boundaries (bumped by one tick where an encoder's
     reordering delay would make them collide); PTS are never touched. With ``info``, each packet
-    gets the duration of the source frame with its timestamp."""
+    gets the duration of the source frame with its timestamp; a packet left without a duration
+    gets its predecessor's (an MP4 edit list would otherwise end before the last frame)."""
     last_dts: int | None = None
+    durations = _frame_durations(info) if info is not None else None
+    previous = 0
     for c in inputs:
         vs = c.streams.video[0]
         scale = Fraction(vs.time_base) / info.time_base if info is not None else None
@@ -1265,13 +1285,16 @@ def _video_packets(
                 if last_dts is not None and packet.dts <= last_dts:
                     packet.dts = last_dts + 1
                 last_dts = packet.dts
-            if info is not None and scale is not None and packet.pts is not None:
+            if info is not None and durations is not None and scale and packet.pts is not None:
                 src = Fraction(packet.pts) * scale
                 i = int(np.searchsorted(info.pts, int(src)))
                 if src.denominator == 1 and i < info.pts.size and info.pts[i] == src:
-                    d = Fraction(int(info.durations[i])) / scale
+                    d = Fraction(int(durations[i])) / scale
                     if d > 0 and d.denominator == 1:
                         packet.duration = int(d)
+            if not packet.duration and previous:
+                packet.duration = previous
+            previous = int(packet.duration or 0)
             packet.stream = out_stream
             yield _time_key(packet), packet, True
 
