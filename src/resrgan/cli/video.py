@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelNotFoundError, ResrganError, UsageError
+from ..errors import ModelNotFoundError, UsageError
 from . import write_json_line
 from .upscale import GENERATOR_ARCHS, _check_device, _check_output_folder, _printable, _tile
 
@@ -281,20 +281,15 @@ class _Printer:
         write_json_line(data)
 
 
-class _Formatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        record = logging.makeLogRecord(record.__dict__)
-        record.levelname = record.levelname.lower()
-        return super().format(record)
-
-
 @contextlib.contextmanager
 def _cli_logging(verbose: bool) -> Iterator[None]:
     """Library warnings as 'resrgan video: warning: ...' on stderr (info with --verbose)."""
+    from .upscale import _LowerLevelFormatter
+
     log = logging.getLogger("resrgan")
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter("resrgan video: %(levelname)s: %(message)s"))
-    old_level, old_propagate = log.level, log.propagate
+    handler.setFormatter(_LowerLevelFormatter("resrgan video: %(levelname)s: %(message)s"))
+    saved = log.level, log.propagate
     log.addHandler(handler)
     log.setLevel(logging.INFO if verbose else logging.WARNING)
     log.propagate = False
@@ -302,8 +297,7 @@ def _cli_logging(verbose: bool) -> Iterator[None]:
         yield
     finally:
         log.removeHandler(handler)
-        log.setLevel(old_level)
-        log.propagate = old_propagate
+        log.level, log.propagate = saved
 
 
 def run(args: argparse.Namespace) -> int:
@@ -333,7 +327,7 @@ def _run(args: argparse.Namespace) -> int:
         segment_seconds=args.segment,
     )
     shard = resolve_shard(args.shard, os.environ)
-    jobs, _others = plan_video_jobs(args.input, args.output, suffix=args.suffix, ext=args.ext)
+    jobs, others = plan_video_jobs(args.input, args.output, suffix=args.suffix, ext=args.ext)
     printer = _Printer(as_json=args.json)
     for note in _notes_for_ignored(args):
         printer.line(f"resrgan video: note: {note}", err=True)
@@ -376,7 +370,7 @@ def _run(args: argparse.Namespace) -> int:
         except UsageError:
             printer.close()
             raise
-        except (ResrganError, OSError, ValueError, RuntimeError) as e:
+        except Exception as e:  # one bad file never stops a folder run
             reason = describe_error(e)
             failed.append((job.input, reason))
             if args.json:
@@ -407,6 +401,7 @@ def _run(args: argparse.Namespace) -> int:
     printer.close()
     summary.update(
         failed=[{"input": str(p), "error": r} for p, r in failed],
+        non_videos=len(others),
         interrupted=interrupted,
         seconds=round(time.perf_counter() - t0, 3),
     )
@@ -416,6 +411,7 @@ def _run(args: argparse.Namespace) -> int:
         line = (
             f"done {summary['done']}, skipped {summary['skipped']}, failed {len(failed)}"
             + (f", partial {summary['partial']}" if summary["partial"] else "")
+            + (f", non-video files {len(others)}" if others else "")
             + f" ({summary['seconds']:.1f} s)"
         )
         if interrupted:
