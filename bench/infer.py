@@ -8,10 +8,10 @@ CLI start-up, memory.
 Each speed row runs in its own subprocess so that its peak RSS (ru_maxrss) is its own. GFLOP/s
 counts the network's convolutions (2 FLOP per multiply-add; RealESRGAN_x4plus is 35.8 MFLOP per
 input pixel) over the pixels actually computed (tiles include their context and blend bands).
-On the CPU in fp32, RRDBNet computes its dense blocks as Winograd F(4x4, 3x3)
-(``resrgan.nets.winograd``) with a quarter of the multiplies; GFLOP/s still counts the direct
+On the CPU in fp32, the engine runs RRDBNet's dense blocks as Winograd F(4x4, 3x3)
+(``resrgan.infer.winograd``) with a quarter of the multiplies; GFLOP/s still counts the direct
 convolutions' FLOP (an effective rate), so it can exceed the matmul's. The 128x128 fp32 x4plus
-rows also time the same upscale with direct convolutions (``RRDBNet.winograd = False``).
+rows also time the same upscale with direct convolutions (an engine with ``winograd=False``).
 Like the ``resrgan`` CLI, the bench keeps freed memory for reuse (``resrgan.allocator``) unless
 ``--default-malloc`` is given.
 Times are the best of several runs where runs are short (the matmul: of 10, before and after each
@@ -110,7 +110,9 @@ def one(model: str, size: int, tile: int, precision: str, threads: int) -> dict:
     import torch
 
     torch.set_num_threads(threads)
+    from resrgan.infer.engine import Engine
     from resrgan.infer.upscaler import Upscaler
+    from resrgan.nets import RRDBNet
 
     up = Upscaler(model, tile=tile, precision=precision)
     fpp = conv_flops_per_pixel(up.model)
@@ -136,16 +138,16 @@ def one(model: str, size: int, tile: int, precision: str, threads: int) -> dict:
         secs = min(secs, best.get("row", (secs,))[0])
         del flat, runs, best
     direct = None
-    if size <= 128 and tile == 0 and precision == "fp32" and hasattr(up.model, "winograd"):
+    if size <= 128 and tile == 0 and precision == "fp32" and isinstance(up.model, RRDBNet):
         # RRDBNet's Winograd dense blocks against its direct convolutions, interleaved
-        def plain() -> object:
-            up.model.winograd = False
-            try:
-                return up.upscale(img)
-            finally:
-                up.model.winograd = True
-
-        best = alternate({"winograd": lambda: up.upscale(img), "direct": plain}, 3)
+        plain = Upscaler(model, tile=tile, precision=precision)
+        plain.engine = Engine(
+            plain.model, device=plain.device, dtype=plain.dtype, tile=0, winograd=False
+        )
+        plain.upscale(img)
+        best = alternate(
+            {"winograd": lambda: up.upscale(img), "direct": lambda: plain.upscale(img)}, 3
+        )
         secs = min(secs, best["winograd"][0])
         direct = (best["direct"][0], psnr(best["winograd"][1], best["direct"][1]))
     mm = max(mm, matmul_gflops("fp32"))  # the reference, measured around this row's runs

@@ -1,4 +1,5 @@
-"""Upscaler: layouts and dtypes, pads, tiling quality, outscale, OOM retry, precision fallback."""
+"""Upscaler and its engine: layouts and dtypes, pads, tiling quality, outscale, OOM retry,
+precision fallback, batches, runners."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from resrgan.errors import ResrganError, UsageError
-from resrgan.infer.upscaler import MIN_TILE, Upscaler, auto_tile
+from resrgan.infer import fastrrdb
+from resrgan.infer.engine import Engine, auto_tile
+from resrgan.infer.upscaler import MIN_TILE, Upscaler
 from resrgan.nets import RRDBNet, SRVGGNetCompact
 from resrgan.weights.load import save_weights
 
@@ -201,27 +204,43 @@ def test_mod_pad_for_pixel_unshuffle_models(
 
 
 # --------------------------------------------------------------------------- tiling
+def _record_fast_rrdb(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
+    """Input shapes of every call of the engine's fast RRDBNet inference."""
+    shapes: list[tuple[int, ...]] = []
+    real = fastrrdb.forward
+
+    def spy(net: RRDBNet, x: torch.Tensor, **kw: object) -> torch.Tensor:
+        shapes.append(tuple(x.shape))
+        return real(net, x, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fastrrdb, "forward", spy)
+    return shapes
+
+
 @pytest.mark.parametrize("scale", [1, 2, 4])
-def test_tiles_of_rrdbnet_are_whole_blocks_of_its_trunk(scale: int) -> None:
+def test_tiles_of_rrdbnet_are_whole_blocks_of_its_trunk(
+    scale: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """x2 / x1 tiles must be multiples of the pixel-unshuffle (2 / 4; odd tiles crashed), and
     on the CPU in fp32 of 4 of those (RRDBNet's Winograd trunk computes 4x4 blocks anyway)."""
     torch.manual_seed(0)
-    net = Recorder(RRDBNet(scale=scale, num_feat=8, num_block=1, num_grow_ch=4))
+    net = RRDBNet(scale=scale, num_feat=8, num_block=1, num_grow_ch=4)
     img = _rand((101, 97, 3), np.uint8, seed=scale)
-    ref = Upscaler(net.net, tile=0).upscale(img)
+    ref = Upscaler(net, tile=0).upscale(img)
+    shapes = _record_fast_rrdb(monkeypatch)
     for tile in (32, 40):
         up = Upscaler(net, tile=tile, tile_pad=8, tile_overlap=8)
-        net.shapes.clear()
+        shapes.clear()
         out = up.upscale(img)
         unshuffle = {4: 1, 2: 2, 1: 4}[scale]
-        assert len(net.shapes) > 4
+        assert len(shapes) > 4
         assert all(h % (4 * unshuffle) == 0 and w % (4 * unshuffle) == 0
-                   for h, w in (s[2:] for s in net.shapes))  # fmt: skip
+                   for h, w in (s[2:] for s in shapes))  # fmt: skip
         assert out.shape == ref.shape == (101 * scale, 97 * scale, 3)
         mse = np.mean((out.astype(np.float64) - ref) ** 2)
         assert mse < 255**2 / 1e4  # > 40 dB: tiles and the whole image nearly agree
-    fp16_like = Upscaler(net.net, tile=32, precision="bf16")
-    assert fp16_like._tile_multiple() == {4: 1, 2: 2, 1: 4}[scale]  # only the unshuffle then
+    fp16_like = Upscaler(net, tile=32, precision="bf16")
+    assert fp16_like.engine.tile_multiple == {4: 1, 2: 2, 1: 4}[scale]  # only the unshuffle then
 
 
 def test_tiled_equals_untiled_for_small_receptive_field_net() -> None:
@@ -330,7 +349,7 @@ def test_outscale_keeps_gray_2d_and_la_channels() -> None:
 
 def test_bad_outscale_is_refused_with_message() -> None:
     up = Upscaler(Nearest(4), tile=0)
-    with pytest.raises(UsageError, match="outscale: -1 must be a positive number"):
+    with pytest.raises(UsageError, match="outscale: -1 is not a positive number"):
         up.upscale(_rand((4, 4, 3), np.uint8), outscale=-1)
     with pytest.raises(UsageError, match="use a larger outscale"):
         up.upscale(_rand((4, 4, 3), np.uint8), outscale=0.1)
@@ -359,7 +378,7 @@ def test_oom_halves_the_tile_and_retries_the_whole_image(caplog: pytest.LogCaptu
     inner = Nearest(2)
     net = FlakyOOM(inner, limit=80 * 80)
     img = _rand((100, 120, 3), np.uint8)
-    with caplog.at_level(logging.WARNING, logger="resrgan.infer.upscaler"):
+    with caplog.at_level(logging.WARNING, logger="resrgan.infer.engine"):
         out = Upscaler(net, tile=0, tile_pad=4, tile_overlap=4).upscale(img)
     np.testing.assert_array_equal(out, _nearest_ref(img, 2))
     assert "out of memory at tile 120; retrying the image with tile 60" in caplog.text
@@ -421,7 +440,7 @@ def test_bad_half_precision_result_is_redone_in_fp32(
     img = _rand((10, 12, 3), np.uint8, seed=4) | 16  # non-black
     up = Upscaler(BadInHalf(kind), tile=0, precision="bf16")
     assert up.dtype == torch.bfloat16
-    with caplog.at_level(logging.WARNING, logger="resrgan.infer.upscaler"):
+    with caplog.at_level(logging.WARNING, logger="resrgan.infer.engine"):
         out = up.upscale(img)
     np.testing.assert_array_equal(out, _nearest_ref(img, 2))
     assert "bfloat16 result had NaN/Inf or was black; redoing the image in fp32" in caplog.text
@@ -471,7 +490,10 @@ def test_scale_is_probed_for_modules_without_a_scale_attribute() -> None:
         ({"tile": "big"}, "tile: 'big' is not a size"),
         ({"precision": "fp8"}, "precision: 'fp8' is not one of auto, fp32, fp16, bf16"),
         ({"alpha_upsampler": "linear"}, "alpha_upsampler: 'linear' is not 'model'"),
-        ({"tile_pad": -2}, "tile_pad: -2 must be an integer >= 0"),
+        ({"tile_pad": -2}, "tile_pad: -2 is negative; use 0 or more"),
+        ({"tile_overlap": 1.5}, "tile_overlap: 1.5 is not a whole number"),
+        ({"tile": 4}, "tile: 4 is too small; use at least 8"),
+        ({"denoise_strength": 2}, r"denoise_strength: 2 is outside \[0, 1\]"),
         ({"device": "cuda:3"}, "CUDA is not available"),
         ({"device": "mps"}, "device: 'mps' requested but MPS is not available; use device='cpu'"),
         ({"device": "gpu7"}, "device: 'gpu7' is not a torch device"),
@@ -505,25 +527,6 @@ def test_output_shape_matches_upscale() -> None:
         up.output_shape(0, 7)
 
 
-def test_fp32_residual_patch_changes_nothing_in_fp32_and_is_idempotent() -> None:
-    from resrgan.infer.precision import keep_residual_fp32
-
-    torch.manual_seed(0)
-    net = RRDBNet(num_feat=8, num_block=2, num_grow_ch=4)
-    x = torch.rand(1, 3, 12, 12)
-    with torch.no_grad():
-        before = net(x)
-        assert keep_residual_fp32(net) == 6 and keep_residual_fp32(net) == 6
-        torch.testing.assert_close(net(x), before, rtol=0, atol=0)
-        net.to(torch.bfloat16)
-        seen: list[torch.dtype] = []
-        net.body.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            y = net(x).float()
-    assert seen == [torch.float32]  # the residual trunk stayed fp32
-    assert 0 < float((y - before).abs().max()) < 0.05
-
-
 def test_bf16_upscaler_on_rrdbnet_is_close_to_fp32() -> None:
     torch.manual_seed(0)
     net = RRDBNet(num_feat=8, num_block=2, num_grow_ch=4)
@@ -539,8 +542,8 @@ def test_auto_tile_tiles_only_when_memory_is_short(monkeypatch: pytest.MonkeyPat
     totals: list[int] = []
     up.upscale(img, progress=lambda d, t: totals.append(t))
     assert totals == [1]  # plenty of free memory: one tile
-    per_px = up._bytes_per_input_pixel()
-    monkeypatch.setattr(up, "_free_memory", lambda: 40 * 40 * per_px + img.nbytes * 4)
+    per_px = up.engine.bytes_per_input_pixel()
+    monkeypatch.setattr(up.engine, "_free_memory", lambda: 40 * 40 * per_px + img.nbytes * 4)
     totals.clear()
     out = up.upscale(img, progress=lambda d, t: totals.append(t))
     assert totals[-1] == 4  # a 32-px core (40 - 2 * (2 + 2) -> 32) fits: 2 x 2 tiles
@@ -561,3 +564,80 @@ def test_zoo_name_with_a_pth_suffix_names_the_zoo_model(ncnn_models_dir) -> None
 
     up = Upscaler("realesr-animevideov3.pth", tile=0)
     assert up.scale == 4 and up.model_name == "realesr-animevideov3"
+
+
+def test_half_precision_fallback_is_for_that_image_only(caplog: pytest.LogCaptureFixture) -> None:
+    """The fp32 redo leaves the configured network alone: the next image tries bf16 again."""
+    net = Recorder(BadInHalf("black"))  # a black input is no failure: bf16 stands
+    up = Upscaler(net, tile=0, precision="bf16")
+    good, bad = np.zeros((6, 6, 3), np.uint8), _rand((6, 6, 3), np.uint8, seed=4) | 16
+    with caplog.at_level(logging.WARNING, logger="resrgan.infer.engine"):
+        up.upscale(bad)
+        assert up.dtype == torch.float32
+        np.testing.assert_array_equal(up.upscale(good), _nearest_ref(good, 2))
+    assert up.dtype == torch.bfloat16 and up.model.net.w.dtype == torch.bfloat16
+    assert len(net.shapes) == 2  # the bf16 attempts (the fp32 redo runs a copy)
+    assert caplog.text.count("redoing the image in fp32") == 1
+
+
+# --------------------------------------------------------------------------- batches and runners
+@pytest.mark.parametrize("tile", [0, 16])
+def test_batch_equals_frame_by_frame_in_one_network_call_per_tile(tile: int) -> None:
+    torch.manual_seed(0)
+    net = Recorder(RRDBNet(scale=2, num_feat=8, num_block=1, num_grow_ch=4))
+    frames = np.stack([_rand((30, 26, 4), np.uint16, seed=i) for i in range(3)])
+    up = Upscaler(net, tile=tile, tile_pad=4, tile_overlap=4)
+    each = [up.upscale(f) for f in frames]
+    calls = len(net.shapes)
+    net.shapes.clear()
+    out = up.upscale_batch(frames)
+    assert out.shape == (3, 60, 52, 4) and out.dtype == np.uint16
+    for got, want in zip(out, each, strict=True):
+        # a batched convolution may round one float differently: +-1 in 65535, rarely
+        diff = np.abs(got.astype(np.int64) - want)
+        assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+    assert len(net.shapes) == calls // 3 and all(s[0] == 3 for s in net.shapes)
+
+
+def test_engine_upscale_tensor_equals_frame_by_frame() -> None:
+    net = _tiny_srvgg(scale=2)
+    engine = Engine(net, device=torch.device("cpu"), dtype=torch.float32, tile=16, tile_pad=6)
+    x = torch.rand(2, 3, 36, 30, generator=torch.Generator().manual_seed(0))  # no mod pad
+    y = engine.upscale_tensor(x)
+    assert y.shape == (2, 3, 72, 60) and y.dtype == torch.float32
+    with torch.no_grad():
+        for i in range(2):  # receptive field 4 px <= tile_pad: tiles equal the whole frame
+            torch.testing.assert_close(y[i], net(x[i : i + 1])[0], rtol=0, atol=1e-6)
+
+
+class NumpyNearest:
+    """A runner outside torch (as an onnxruntime session would be): NCHW in, NCHW x2 out."""
+
+    scale = 2
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        y = x.cpu().numpy().repeat(2, axis=2).repeat(2, axis=3)
+        return torch.from_numpy(np.ascontiguousarray(y)).to(x.device)
+
+
+class NumpyModule(nn.Module):
+    """The same runtime as an ``nn.Module`` without parameters and with a ``scale``
+    (resrgan.infer.onnxrt's shape)."""
+
+    scale = 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return NumpyNearest()(x)
+
+
+@pytest.mark.parametrize("runtime", [NumpyNearest, NumpyModule], ids=["callable", "module"])
+def test_another_runtime_goes_through_the_same_tiles_and_planes(runtime: type) -> None:
+    img = _rand((21, 34, 4), np.uint16, seed=1)
+    calls: list[tuple[int, int]] = []
+    engine = Engine(runtime(), device=torch.device("cpu"), dtype=torch.float32, tile=16)
+    assert engine.scale == 2 and engine.tile_multiple == 2
+    up = Upscaler(Nearest(2), tile=16)
+    up.engine = engine
+    out = up.upscale(img, progress=lambda d, t: calls.append((d, t)))
+    np.testing.assert_array_equal(out, _nearest_ref(img, 2))
+    assert calls[-1] == (12, 12)  # 2 x 3 tiles (multiples of 2), colour + alpha

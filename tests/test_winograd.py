@@ -1,6 +1,6 @@
-"""Winograd F(4x4, 3x3) dense blocks (resrgan.nets.winograd) against direct convolution in
-float64: the transform constants, one dense block at awkward sizes, the whole RRDBNet inference
-path, and where the path is (not) taken."""
+"""Winograd F(4x4, 3x3) dense blocks (resrgan.infer.winograd) against direct convolution in
+float64: the transform constants, one dense block at awkward sizes, the workspace size. The whole
+RRDBNet inference path is tested in test_fastrrdb.py."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from resrgan.infer import winograd as W
+from resrgan.infer.fastrrdb import FastRRDB
 from resrgan.nets import RRDBNet
-from resrgan.nets import winograd as W
 from resrgan.nets.rrdbnet import ResidualDenseBlock
 
 
@@ -20,19 +21,6 @@ def _scaled(net: torch.nn.Module, std: float, seed: int) -> torch.nn.Module:
         for p in net.parameters():
             p.copy_(torch.randn(p.shape, generator=g) * std)
     return net.eval()
-
-
-def _count_blocks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """A list that grows by one per Winograd dense block run."""
-    calls: list[int] = []
-    real = W.dense_block
-
-    def spy(*args: object) -> None:
-        calls.append(1)
-        real(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(W, "dense_block", spy)
-    return calls
 
 
 def _rel_err(got: torch.Tensor, ref: torch.Tensor) -> float:
@@ -84,76 +72,8 @@ def test_dense_block_matches_direct_convolution(hw: tuple[int, int]) -> None:
     assert _rel_err(ws.store(16), ref2) < 4e-5
 
 
-@pytest.mark.parametrize("scale", [1, 2, 4])
-@pytest.mark.parametrize("channels_last", [False, True])
-def test_rrdbnet_takes_the_winograd_path_and_matches_float64(
-    scale: int, channels_last: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    net = _scaled(RRDBNet(scale=scale, num_block=2, num_feat=16, num_grow_ch=8), 0.1, scale)
-    x = torch.rand(2, 3, 36, 20, generator=torch.Generator().manual_seed(3))
-    with torch.no_grad():
-        ref = net.double()(x.double())
-    net.float()
-    if channels_last:
-        net = net.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    calls = _count_blocks(monkeypatch)
-    with torch.inference_mode():
-        got = net(x)
-        assert len(calls) == 2 * 2 * 3  # images x RRDBs x dense blocks
-        net.winograd = False
-        direct = net(x)
-        assert len(calls) == 12
-    assert _rel_err(got, ref) < 2e-5 and _rel_err(direct, ref) < 2e-5
-    assert not torch.equal(got, direct)  # really another computation
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    assert got.is_contiguous(memory_format=fmt)
-
-
-def test_winograd_path_only_for_fp32_cpu_inference(monkeypatch: pytest.MonkeyPatch) -> None:
-    net = RRDBNet(num_block=1, num_feat=8, num_grow_ch=4).eval()
-    x = torch.rand(1, 3, 12, 12)
-    calls = _count_blocks(monkeypatch)
-    net(x)  # autograd: the plain forward
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        net(x)  # reduced precision: the direct convolutions
-    handle = net.body[0].register_forward_hook(lambda *a: None)
-    with torch.no_grad():
-        net(x)  # a hook on the blocks: modules are called
-    handle.remove()
-    assert calls == []
-    with torch.no_grad():
-        net(x)
-    assert len(calls) == 3
-
-
-def test_new_weights_are_used_on_the_next_call() -> None:
-    """Kernels are transformed per call, so nothing stale survives a weight change."""
-    net = _scaled(RRDBNet(num_block=1, num_feat=8, num_grow_ch=4), 0.1, 7)
-    x = torch.rand(1, 3, 10, 14)
-    with torch.no_grad():
-        first = net(x)
-        other = _scaled(RRDBNet(num_block=1, num_feat=8, num_grow_ch=4), 0.1, 8)
-        net.load_state_dict(other.state_dict())
-        second = net(x)
-        ref = other(x)
-    assert not torch.allclose(first, second)
-    torch.testing.assert_close(second, ref, rtol=0, atol=1e-5 * float(ref.abs().max()))
-
-
-@pytest.mark.parametrize(("feat", "grow"), [(8, 32), (32, 8), (12, 12)])
-def test_growth_channels_wider_or_narrower_than_the_trunk(feat: int, grow: int) -> None:
-    net = _scaled(RRDBNet(num_block=1, num_feat=feat, num_grow_ch=grow), 0.08, feat + grow)
-    x = torch.rand(1, 3, 9, 11, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        ref = net.double()(x.double())
-        net.float()
-        got = net(x)
-    assert _rel_err(got, ref) < 2e-5
-
-
 def test_workspace_size_formula_counts_every_buffer() -> None:
-    """``RRDBNet.winograd_bytes_per_pixel`` (what tile="auto" budgets) is what a dense block
+    """``FastRRDB.workspace_bytes_per_pixel`` (what tile="auto" budgets) is what a dense block
     really allocates: P, U, the product buffers and the output buffer."""
     net = RRDBNet(num_block=1, num_feat=16, num_grow_ch=8).eval()
     h = w = 16
@@ -164,4 +84,4 @@ def test_workspace_size_formula_counts_every_buffer() -> None:
     products = [v[0] for k, v in ws._views.items() if k[0] == "out"]
     assert len(products) == 2  # widths 16 and 8
     total = sum(t.nbytes for t in (ws.P, ws.U, ws._y, *products))
-    assert total == net.winograd_bytes_per_pixel() * h * w
+    assert total == FastRRDB(net, winograd=True).workspace_bytes_per_pixel() * h * w

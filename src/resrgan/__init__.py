@@ -24,7 +24,7 @@ _EXPORTS: dict[str, str] = {
     "load_state_dict": "resrgan.weights.load",
     "save_weights": "resrgan.weights.load",
     "Upscaler": "resrgan.infer.upscaler",
-    "RealESRGANer": "resrgan.infer.upscaler",
+    "RealESRGANer": "resrgan.infer.legacy",
     "degrade": "resrgan.degrade.pipeline",
     "train": "resrgan.train.loop",
 }

@@ -3,21 +3,17 @@
 * ``auto``: fp16 on CUDA and MPS, fp32 on CPU. ``bf16`` on CPU is opt-in (fast on CPUs with
   AVX512-BF16/AMX); ``fp16`` on a CPU whose torch cannot run fp16 convolutions becomes bf16.
 * Reduced precision runs under ``torch.autocast`` with the weights already in that dtype, so fp32
-  tensors the network keeps (its input, SRVGG's skip, RRDBNet's residual trunk with
-  :func:`keep_residual_fp32`) stay fp32.
+  tensors the network keeps (its input, SRVGG's skip, RRDBNet's residual trunk: the engine's
+  ``residual_dtype``, :mod:`resrgan.infer.fastrrdb`) stay fp32.
 * A half-precision result with NaN/Inf, or an all-black tile from a non-black input (the fp16
-  failure of upstream issue #330), is reported by :func:`half_output_is_bad`; the upscaler then
+  failure of upstream issue #330), is reported by :func:`half_output_is_bad`; the engine then
   redoes the image in fp32.
 * :func:`is_out_of_memory` recognises CUDA and CPU allocation failures.
 """
 
 from __future__ import annotations
 
-import types
-
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from ..errors import UsageError
 
@@ -112,42 +108,3 @@ def is_out_of_memory(err: BaseException) -> bool:
         msg = str(err)
         return "out of memory" in msg.lower() or "DefaultCPUAllocator" in msg
     return False
-
-
-def _rdb_forward_fp32_residual(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``ResidualDenseBlock.forward`` with the dense convs in the weights' dtype and the residual
-    stream ``x`` kept in fp32 (same maths as the original; no-op casts in fp32)."""
-    xb = x.to(self.conv1.weight.dtype)
-    x1 = F.leaky_relu(self.conv1(xb), 0.2)
-    x2 = F.leaky_relu(self.conv2(torch.cat((xb, x1), 1)), 0.2)
-    x3 = F.leaky_relu(self.conv3(torch.cat((xb, x1, x2), 1)), 0.2)
-    x4 = F.leaky_relu(self.conv4(torch.cat((xb, x1, x2, x3), 1)), 0.2)
-    x5 = self.conv5(torch.cat((xb, x1, x2, x3, x4), 1))
-    return x5.to(x.dtype) * 0.2 + x
-
-
-def _to_fp32(_m: nn.Module, _inp: object, out: torch.Tensor) -> torch.Tensor:
-    return out.float()
-
-
-def keep_residual_fp32(model: nn.Module) -> int:
-    """For reduced precision under autocast: keep RRDBNet's trunk (its residual sums) in fp32.
-
-    In bf16 the 69 residual additions of RealESRGAN_x4plus lose enough that the result is 44.8 dB
-    from fp32; with an fp32 trunk it is 46.5 dB for ~15 % more time (bench/infer.py). Patches the
-    ``ResidualDenseBlock`` instances' ``forward`` and makes ``conv_first`` return fp32; results in
-    fp32 are unchanged. Returns the number of blocks patched (idempotent).
-    """
-    from ..nets.rrdbnet import ResidualDenseBlock
-
-    n = 0
-    for m in model.modules():
-        if isinstance(m, ResidualDenseBlock):
-            if "forward" not in vars(m):
-                m.forward = types.MethodType(_rdb_forward_fp32_residual, m)  # type: ignore[method-assign]
-            n += 1
-    first = getattr(model, "conv_first", None)
-    if n and isinstance(first, nn.Conv2d) and not getattr(first, "_resrgan_fp32_out", False):
-        first.register_forward_hook(_to_fp32)
-        first._resrgan_fp32_out = True  # type: ignore[assignment]
-    return n

@@ -1,8 +1,10 @@
-"""RRDBNet, the ESRGAN / Real-ESRGAN generator.
+"""RRDBNet, the ESRGAN / Real-ESRGAN generator: the upstream computation and nothing else.
 
 Class name, constructor arguments and state-dict keys follow BasicSR's ``RRDBNet`` so official
-weights load
-with ``strict=True``. Scale 2 and 1 put a pixel-unshuffle in front of the x4 trunk (spec §2.1).
+weights load with ``strict=True``. Scale 2 and 1 put a pixel-unshuffle in front of the x4 trunk
+(spec §2.1). ``forward`` is the same computation under any grad mode; the fast inference of the
+same function (Winograd dense blocks, reused buffers, a banded x4 tail) is
+:mod:`resrgan.infer.fastrrdb`, which the inference engine calls explicitly.
 """
 
 from __future__ import annotations
@@ -10,8 +12,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from . import winograd
 
 
 class ResidualDenseBlock(nn.Module):
@@ -75,12 +75,8 @@ class RRDBNet(nn.Module):
         self.scale = scale
         self.num_in_ch = num_in_ch
         self.num_out_ch = num_out_ch
-        unshuffle = {4: 1, 2: 2, 1: 4}[scale]
+        unshuffle = unshuffle_factor(scale)
         self._unshuffle = unshuffle
-        self._num_grow_ch = num_grow_ch
-        # inference on the CPU in fp32 runs the dense blocks as Winograd F(4x4, 3x3)
-        # (resrgan.nets.winograd: ~1.8-2x faster, float rounding apart); False: direct convolutions
-        self.winograd = True
         self.conv_first = nn.Conv2d(num_in_ch * unshuffle * unshuffle, num_feat, 3, 1, 1)
         self.body = nn.Sequential(
             *[RRDB(num_feat=num_feat, num_grow_ch=num_grow_ch) for _ in range(num_block)]
@@ -95,154 +91,13 @@ class RRDBNet(nn.Module):
         if self._unshuffle > 1:
             x = F.pixel_unshuffle(x, self._unshuffle)
         feat = self.conv_first(x)
-        if not torch.is_grad_enabled():
-            return self._forward_inference(feat)
         feat = feat + self.conv_body(self.body(feat))
         feat = F.leaky_relu(self.conv_up1(F.interpolate(feat, scale_factor=2, mode="nearest")), 0.2)
         feat = F.leaky_relu(self.conv_up2(F.interpolate(feat, scale_factor=2, mode="nearest")), 0.2)
         return self.conv_last(F.leaky_relu(self.conv_hr(feat), 0.2))
 
-    def _forward_inference(self, feat: torch.Tensor) -> torch.Tensor:
-        """The same function as the training forward (tests: identical for x4/x2, within float
-        rounding where band shapes change the conv algorithm), computed with less
-        memory traffic: in fp32 on the CPU the trunk runs Winograd dense blocks
-        (:meth:`_trunk_winograd`); otherwise the dense blocks concatenate into two reused
-        buffers with activations and residuals in place. The x4 tail runs in row bands (its maps
-        are 16x the input; for a 512x512 input each is 1 GiB in fp32)."""
-        if winograd.has_hooks(self.body):  # someone watches the blocks: call them as modules
-            body = self.body(feat)
-        elif self.winograd and winograd.supported(feat, self.body):
-            body = self._trunk_winograd(feat)
-        else:
-            ws = _DenseWorkspace(feat, extra=4 * self._num_grow_ch)
-            body = feat
-            for rrdb in self.body:
-                y = body
-                for rdb in (rrdb.rdb1, rrdb.rdb2, rrdb.rdb3):
-                    y = _rdb_inference(rdb, y, ws)
-                body = _scaled_residual(y, body)
-            del ws
-        feat = feat + self.conv_body(body)
-        del body
-        return self._tail_in_bands(feat)
 
-    def winograd_bytes_per_pixel(self) -> int:
-        """Memory of the Winograd trunk's workspace per trunk pixel (x4plus: 3.7 KB)."""
-        feat, g = self.conv_first.out_channels, self._num_grow_ch
-        return winograd.workspace_bytes_per_pixel(
-            p_channels=feat + g, u_channels=feat + 4 * g, conv_outs=(feat, g)
-        )
-
-    def _trunk_winograd(self, feat: torch.Tensor) -> torch.Tensor:
-        """The RRDB trunk with :mod:`resrgan.nets.winograd` dense blocks, image by image."""
-        n, c, h, w = feat.shape
-        g = self._num_grow_ch
-        ws = winograd.TileMaps(
-            h,
-            w,
-            p_channels=c + g,
-            u_channels=c + 4 * g,
-            out_channels=max(c, g),
-            device=feat.device,
-        )  # winograd_bytes_per_pixel() says how large
-        out = torch.empty_like(feat)
-        for i in range(n):
-            ws.load(feat[i])
-            body = ws.core(0, c).clone()  # the RRDB residual's input
-            for rrdb in self.body:
-                for rdb in (rrdb.rdb1, rrdb.rdb2, rrdb.rdb3):
-                    winograd.dense_block(ws, winograd.rdb_weights(rdb, ws.weight_matrix), c, g)
-                winograd.rrdb_end(ws, body)
-            out[i].copy_(ws.store(c))
-        return out
-
-    def _tail(self, feat: torch.Tensor) -> torch.Tensor:
-        feat = F.leaky_relu_(
-            self.conv_up1(F.interpolate(feat, scale_factor=2, mode="nearest")), 0.2
-        )
-        feat = F.leaky_relu_(
-            self.conv_up2(F.interpolate(feat, scale_factor=2, mode="nearest")), 0.2
-        )
-        return self.conv_last(F.leaky_relu_(self.conv_hr(feat), 0.2))
-
-    def _tail_in_bands(self, feat: torch.Tensor) -> torch.Tensor:
-        """:meth:`_tail` over bands of ``feat`` rows, each with ``_TAIL_HALO`` rows of context
-        per side (the tail's four 3x3 convs at 2x and 4x need 2 rows at 1x), cropped and placed.
-        Bands hold about ``_TAIL_BAND_BYTES`` per 4x map and at least ``_TAIL_MIN_ROWS`` rows, so
-        the halo adds at most 1/8 to the tail's ~8 % of the network's work."""
-        n, c, h, w = feat.shape
-        per_row = c * 16 * w * feat.element_size()  # one 1x row of a 4x map
-        rows = max(_TAIL_MIN_ROWS, _TAIL_BAND_BYTES // max(per_row, 1))
-        if h <= rows + 2 * _TAIL_HALO:
-            return self._tail(feat)
-        out: torch.Tensor | None = None
-        for r0 in range(0, h, rows):
-            r1 = min(h, r0 + rows)
-            a, b = max(0, r0 - _TAIL_HALO), min(h, r1 + _TAIL_HALO)
-            y = self._tail(feat[:, :, a:b])[:, :, 4 * (r0 - a) : 4 * (r1 - a)]
-            if out is None:
-                fmt = torch.channels_last if _is_channels_last(feat) else torch.contiguous_format
-                out = torch.empty(
-                    (n, y.shape[1], 4 * h, 4 * w), dtype=y.dtype, device=y.device, memory_format=fmt
-                )
-            out[:, :, 4 * r0 : 4 * r1] = y
-        assert out is not None
-        return out
-
-
-_TAIL_HALO = 2
-_TAIL_MIN_ROWS = 32
-_TAIL_BAND_BYTES = 32 << 20
-
-
-class _DenseWorkspace:
-    """Two buffers per dtype, each large enough for a dense block's widest concatenation, handed
-    out in turn as (N, C, H, W) tensors in the input's memory format (the concatenation that
-    feeds one conv is never the buffer that the next concatenation writes)."""
-
-    def __init__(self, like: torch.Tensor, extra: int) -> None:
-        n, c, h, w = like.shape
-        self._shape = (n, h, w)
-        self._size = n * (c + extra) * h * w
-        self._device = like.device
-        self._cl = _is_channels_last(like)
-        self._bufs: dict[torch.dtype, list[torch.Tensor]] = {}
-        self._turn = 0
-
-    def next(self, channels: int, dtype: torch.dtype) -> torch.Tensor:
-        n, h, w = self._shape
-        if dtype not in self._bufs:
-            self._bufs[dtype] = [
-                torch.empty(self._size, dtype=dtype, device=self._device) for _ in range(2)
-            ]
-        flat = self._bufs[dtype][self._turn][: n * channels * h * w]
-        self._turn ^= 1
-        if self._cl:
-            return flat.view(n, h, w, channels).permute(0, 3, 1, 2)
-        return flat.view(n, channels, h, w)
-
-
-def _is_channels_last(t: torch.Tensor) -> bool:
-    return t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
-
-
-def _scaled_residual(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """``y * 0.2 + x`` (in place on ``y`` when the dtypes allow)."""
-    if y.dtype == torch.promote_types(y.dtype, x.dtype):
-        return y.mul_(0.2).add_(x)
-    return y * 0.2 + x
-
-
-def _rdb_inference(m: ResidualDenseBlock, x: torch.Tensor, ws: _DenseWorkspace) -> torch.Tensor:
-    """``m(x)`` without autograd: concatenations written into ``ws``, activations in place.
-
-    The convs see ``x`` in the weights' dtype and the residual sum is taken in ``x``'s dtype:
-    the plain forward when they agree, and the fp32 residual trunk of
-    :func:`resrgan.infer.precision.keep_residual_fp32` when ``x`` is fp32 and the weights are not.
-    """
-    cat = x.to(m.conv1.weight.dtype)
-    for conv in (m.conv1, m.conv2, m.conv3, m.conv4):
-        y = F.leaky_relu_(conv(cat), 0.2)
-        dtype = torch.promote_types(cat.dtype, y.dtype)
-        cat = torch.cat((cat, y), 1, out=ws.next(cat.shape[1] + y.shape[1], dtype))
-    return _scaled_residual(m.conv5(cat).to(x.dtype), x)
+def unshuffle_factor(scale: int) -> int:
+    """RRDBNet's pixel-unshuffle in front of the trunk: 1 for x4, 2 for x2, 4 for x1 (input sizes
+    must be its multiples)."""
+    return {4: 1, 2: 2, 1: 4}[scale]

@@ -1,4 +1,5 @@
-"""Winograd F(4x4, 3x3) for RRDBNet's dense blocks on the CPU (fp32 inference only).
+"""Winograd F(4x4, 3x3) for RRDBNet's dense blocks on the CPU (fp32 inference only; used by
+:mod:`resrgan.infer.fastrrdb`).
 
 A 3x3 convolution computes each 4x4 output tile from a 6x6 input tile with 36 products per
 (input, output) channel pair instead of 144 (Lavin & Gray, 2016): the input tile and the kernel
@@ -68,28 +69,6 @@ def transform_weight(weight: torch.Tensor, matrix: torch.Tensor | None = None) -
     if w.is_contiguous():
         return torch.mm(k, w.view(co * ci, 9).t()).view(36, co, ci)
     return torch.matmul(k, w.permute(0, 2, 3, 1).reshape(co, 9, ci)).permute(1, 0, 2)
-
-
-def supported(x: torch.Tensor, net: nn.Module) -> bool:
-    """Whether ``net`` can run its convolutions here: fp32 on the CPU, no autograd, no
-    autocast. (The caller also checks :func:`has_hooks`: someone watching the layers gets them
-    called as modules.)"""
-    return (
-        x.device.type == "cpu"
-        and x.dtype == torch.float32
-        and next(net.parameters()).dtype == torch.float32
-        and not torch.is_grad_enabled()
-        and not torch.is_autocast_enabled("cpu")
-    )
-
-
-def has_hooks(root: nn.Module) -> bool:
-    """Forward (pre-)hooks on ``root``, any module below it, or globally."""
-    from torch.nn.modules import module as _module
-
-    if _module._global_forward_hooks or _module._global_forward_pre_hooks:
-        return True
-    return any(m._forward_hooks or m._forward_pre_hooks for m in root.modules())
 
 
 def workspace_bytes_per_pixel(*, p_channels: int, u_channels: int, conv_outs: tuple) -> int:
