@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import math
 import os
 import sys
 import tempfile
@@ -32,6 +31,17 @@ HELP = "upscale an image or a folder of images (the original inference_realesrga
 EXTS = ("auto", "png", "jpg", "jpeg", "webp", "tif", "tiff", "bmp")
 ALPHA_UPSAMPLERS = {"realesrgan": "model", "model": "model", "bicubic": "bicubic"}
 GENERATOR_ARCHS = ("RRDBNet", "SRVGGNetCompact")
+# Upscaler option -> the flag that sets it, for resrgan.infer.options' messages
+OPTION_FLAGS = {
+    "outscale": "-s/--outscale",
+    "tile": "-t/--tile",
+    "tile_pad": "--tile_pad",
+    "tile_overlap": "--tile_overlap",
+    "pre_pad": "--pre_pad",
+    "denoise_strength": "-dn/--denoise_strength",
+    "alpha_upsampler": "--alpha_upsampler",
+    "gpu_id": "-g/--gpu-id",
+}
 
 
 def _tile(text: str) -> int | str:
@@ -175,23 +185,19 @@ def _validate(args: argparse.Namespace) -> None:
         raise UsageError(
             "--face_enhance: GFPGAN face enhancement is not part of resrgan; run without it"
         )
-    if not (math.isfinite(args.outscale) and args.outscale > 0):
-        raise UsageError(
-            f"-s/--outscale: {args.outscale} is not a positive number; use e.g. 2 or 4"
-        )
-    if args.tile_pad < 0:
-        raise UsageError(f"--tile_pad: {args.tile_pad} is negative; use 0 or more (default 10)")
-    if args.tile_overlap is not None and args.tile_overlap < 0:
-        raise UsageError(f"--tile_overlap: {args.tile_overlap} is negative; use 0 or more")
-    if args.pre_pad < 0:
-        raise UsageError(f"--pre_pad: {args.pre_pad} is negative; use 0 or more (default 0)")
-    if not (math.isfinite(args.denoise_strength) and 0.0 <= args.denoise_strength <= 1.0):
-        raise UsageError(
-            f"-dn/--denoise_strength: {args.denoise_strength} is outside [0, 1]; "
-            "0 keeps noise, 1 is the strongest denoising"
-        )
-    if args.gpu_id is not None and args.gpu_id < 0:
-        raise UsageError(f"-g/--gpu-id: {args.gpu_id} is negative; use 0, 1, ...")
+    from ..infer.options import check_options  # the Upscaler's own checks, with our flag names
+
+    check_options(
+        outscale=args.outscale,
+        tile=args.tile,
+        tile_pad=args.tile_pad,
+        tile_overlap=args.tile_overlap,
+        pre_pad=args.pre_pad,
+        denoise_strength=args.denoise_strength,
+        alpha_upsampler=ALPHA_UPSAMPLERS[args.alpha_upsampler],
+        gpu_id=args.gpu_id,
+        labels=OPTION_FLAGS,
+    )
     if args.max_pixels is not None and args.max_pixels <= 0:
         raise UsageError(f"--max-pixels: {args.max_pixels} must be a positive number of pixels")
     if not 1 <= args.quality <= 100:
