@@ -155,6 +155,10 @@ class Upscaler:
     def pre_pad(self) -> int:
         return self.engine.pre_pad
 
+    @property
+    def channels_last(self) -> bool:
+        return self.engine.channels_last
+
     # ------------------------------------------------------------------ public API
     def output_shape(
         self, height: int, width: int, *, outscale: float | None = None
