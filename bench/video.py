@@ -168,6 +168,7 @@ def _child(argv: list[str]) -> dict[str, Any]:
 
 
 def memory(frames: int, tmp: Path) -> None:
+    """Peak RSS of upscale_video over clips of 1x, 4x and 16x ``frames`` frames."""
     print("\n## peak RSS against clip length (realesr-animevideov3, 160x90 -> 640x360)\n")
     print("| frames | seconds | peak RSS MB |")
     print("|---:|---:|---:|")
@@ -236,7 +237,9 @@ def run_original(script: Path, clip: Path, out_dir: Path, model: str, src: Path)
     return time.perf_counter() - t
 
 
-def original(frames: int, tmp: Path, script: Path | None, src: Path, reps: int) -> None:
+def original(
+    frames: int, tmp: Path, script: Path | None, src: Path, reps: int, sizes: list[tuple[int, int]]
+) -> None:
     print("\n## against the original inference_realesrgan_video.py (realesr-animevideov3, CPU)\n")
     if script is None or not script.is_file():
         print(f"skipped: --original-script not given or missing ({script}); the script is in the "
@@ -247,7 +250,7 @@ def original(frames: int, tmp: Path, script: Path | None, src: Path, reps: int) 
         return
     print("| input | frames | original s | ours s | original fps | ours fps | ours / original |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for w, h in ((320, 180), (640, 360)):
+    for w, h in sizes:
         clip = make_clip(tmp / f"orig_{w}x{h}.mp4", w, h, frames)
         best: dict[str, float] = {}
         for _ in range(reps):
@@ -294,6 +297,7 @@ def main() -> None:
     p.add_argument("--original-script", type=Path, default=None, help="the original's script")
     p.add_argument("--src", type=Path, default=Path(tempfile.gettempdir()) / "resrgan_original")
     p.add_argument("--reps", type=int, default=1, help="original/ours runs each, best kept")
+    p.add_argument("--sizes", default="320x180,640x360", help="input sizes of the original rows")
     args = p.parse_args()
     frames = 4 if args.quick else args.frames
     if args.threads:
@@ -307,7 +311,8 @@ def main() -> None:
         if "memory" in only:
             memory(frames, Path(tmp))
         if "original" in only:
-            original(frames, Path(tmp), args.original_script, args.src, args.reps)
+            sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+            original(frames, Path(tmp), args.original_script, args.src, args.reps, sizes)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":
