@@ -368,12 +368,13 @@ class _LowerLevelFormatter(logging.Formatter):
 
 
 @contextlib.contextmanager
-def _cli_logging(verbose: bool) -> Iterator[None]:
+def _cli_logging(verbose: bool, command: str = "upscale") -> Iterator[None]:
     """Library warnings (e.g. 'animated GIF: first frame used') as 'resrgan upscale: warning: ...'
-    lines on stderr; --verbose adds the info messages. Removed again when the command ends."""
+    lines on stderr (``command`` names the subcommand); --verbose adds the info messages. Removed
+    again when the command ends."""
     log = logging.getLogger("resrgan")
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_LowerLevelFormatter("resrgan upscale: %(levelname)s: %(message)s"))
+    handler.setFormatter(_LowerLevelFormatter(f"resrgan {command}: %(levelname)s: %(message)s"))
     old_level, old_propagate = log.level, log.propagate
     log.addHandler(handler)
     log.setLevel(logging.INFO if verbose else logging.WARNING)

@@ -14,13 +14,10 @@ error; 130 interrupted (rerun to resume).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import logging
 import math
 import os
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -281,29 +278,10 @@ class _Printer:
         write_json_line(data)
 
 
-@contextlib.contextmanager
-def _cli_logging(verbose: bool) -> Iterator[None]:
-    """Library warnings as 'resrgan video: warning: ...' on stderr (info with --verbose)."""
-    from .upscale import _LowerLevelFormatter
-
-    log = logging.getLogger("resrgan")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_LowerLevelFormatter("resrgan video: %(levelname)s: %(message)s"))
-    saved = log.level, log.propagate
-    log.addHandler(handler)
-    log.setLevel(logging.INFO if verbose else logging.WARNING)
-    log.propagate = False
-    try:
-        yield
-    finally:
-        log.removeHandler(handler)
-        log.level, log.propagate = saved
-
-
 def run(args: argparse.Namespace) -> int:
-    from .upscale import _sigterm_as_interrupt
+    from .upscale import _cli_logging, _sigterm_as_interrupt
 
-    with _cli_logging(args.verbose), _sigterm_as_interrupt():
+    with _cli_logging(args.verbose, "video"), _sigterm_as_interrupt():
         return _run(args)
 
 
