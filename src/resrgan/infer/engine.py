@@ -48,7 +48,7 @@ from ..errors import ResrganError, UsageError, WeightsError
 from ..nets import RRDBNet
 from . import fastrrdb
 from .options import MIN_TILE
-from .precision import half_output_is_bad, is_out_of_memory
+from .precision import half_output_is_bad
 from .resolve import module_scale
 from .tiling import BandAssembler, TilePlan, plan_tiles, reflect_indices
 
@@ -402,6 +402,19 @@ class Engine:
 
         self.run([Pass(source, sink, frames=n)], h, w, progress=progress, out_bytes=out.nbytes)
         return out
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """CUDA OOM, or a CPU allocation failure (``DefaultCPUAllocator: can't allocate memory``)."""
+    oom_type = getattr(torch, "OutOfMemoryError", None)
+    if oom_type is not None and isinstance(err, oom_type):
+        return True
+    if isinstance(err, MemoryError):
+        return True
+    if isinstance(err, RuntimeError):
+        msg = str(err)
+        return "out of memory" in msg.lower() or "DefaultCPUAllocator" in msg
+    return False
 
 
 def auto_tile(hp: int, wp: int, *, bytes_per_pixel: int, free_bytes: int, margin: int) -> int:

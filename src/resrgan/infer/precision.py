@@ -1,4 +1,4 @@
-"""Device and precision choices for inference, and the checks that trigger a fallback.
+"""Device and precision choices for inference, and the check that triggers the fp32 fallback.
 
 * ``auto``: fp16 on CUDA and MPS, fp32 on CPU. ``bf16`` on CPU is opt-in (fast on CPUs with
   AVX512-BF16/AMX); ``fp16`` on a CPU whose torch cannot run fp16 convolutions becomes bf16.
@@ -8,7 +8,6 @@
 * A half-precision result with NaN/Inf, or an all-black tile from a non-black input (the fp16
   failure of upstream issue #330), is reported by :func:`half_output_is_bad`; the engine then
   redoes the image in fp32.
-* :func:`is_out_of_memory` recognises CUDA and CPU allocation failures.
 """
 
 from __future__ import annotations
@@ -95,16 +94,3 @@ def half_output_is_bad(tile_in: torch.Tensor, tile_out: torch.Tensor) -> bool:
     if not bool(torch.isfinite(tile_out).all()):
         return True
     return bool(tile_out.amax() <= 0) and bool(tile_in.amax() > _BLACK_INPUT_MIN)
-
-
-def is_out_of_memory(err: BaseException) -> bool:
-    """CUDA OOM, or a CPU allocation failure (``DefaultCPUAllocator: can't allocate memory``)."""
-    oom_type = getattr(torch, "OutOfMemoryError", None)
-    if oom_type is not None and isinstance(err, oom_type):
-        return True
-    if isinstance(err, MemoryError):
-        return True
-    if isinstance(err, RuntimeError):
-        msg = str(err)
-        return "out of memory" in msg.lower() or "DefaultCPUAllocator" in msg
-    return False
