@@ -31,7 +31,9 @@ def test_the_shipped_file_is_fp16_safetensors_with_its_pinned_sha256() -> None:
         dtypes = {f.get_tensor(k).dtype for k in f.keys()}  # noqa: SIM118
         meta = f.metadata()
     assert {str(d) for d in dtypes} == {"torch.float16"}
-    assert meta["arch"] == "SRVGGNetCompact" and meta["stage"] == "esrgan"
+    # interim: stage 1 ships until a stage 2 passes its targets (docs/models.md)
+    assert meta["arch"] == "SRVGGNetCompact" and meta["stage"] == "esrnet"
+    assert meta["name"] == "resrgan-compact-x4" and meta["step"] == "4000"
 
 
 def test_it_is_listed_as_packaged_and_needs_no_cache(capsys: pytest.CaptureFixture[str]) -> None:

@@ -269,7 +269,7 @@ _ALL = (
 )
 
 # Our own models, trained by resrgan and shipped inside the package (docs/models.md, model card).
-COMPACT_X4_SHA256 = "acd14af9d3942b3a0f0a0fa0a804c117f27b8f8a8b02ddf29b67f25b4ab71404"
+COMPACT_X4_SHA256 = "4b17461fc429e10effc84511f9a403eb194ac41d34318f82fa0f603e8c666d6b"
 _OURS = (
     ModelInfo(
         name="resrgan-compact-x4",
