@@ -3,7 +3,7 @@ checks that refuse files which are not image models; the Upscaler running one.
 
 The Upscaler takes any ``nn.Module``, so ``Upscaler(OnnxNetwork(path))`` runs the same tiling,
 padding, alpha and 16-bit code as the torch path. ``Upscaler("x.onnx")`` and ``resrgan upscale
---model_path x.onnx`` need the hook-up in infer/upscaler.py: those tests skip until it is there.
+--model_path x.onnx`` go through the hook-up in infer/upscaler.py.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper  # noqa: E402
 
 from resrgan.cli import main  # noqa: E402
-from resrgan.errors import ResrganError, UsageError, WeightsError  # noqa: E402
+from resrgan.errors import UsageError, WeightsError  # noqa: E402
 from resrgan.export import export_onnx  # noqa: E402
 from resrgan.infer.onnxrt import OnnxModelError, OnnxNetwork, providers_for  # noqa: E402
 from resrgan.infer.upscaler import Upscaler  # noqa: E402
@@ -233,10 +233,9 @@ def test_unknown_device_is_refused() -> None:
 
 @pytest.fixture(scope="module")
 def hooked(files: dict[str, Path]) -> None:
-    try:
-        Upscaler(str(files["x2"]), device="cpu", tile=0)
-    except ResrganError:
-        pytest.skip("Upscaler does not route .onnx files to OnnxNetwork yet (issue 14 hook-up)")
+    """Upscaler routes .onnx files to OnnxNetwork (the hook-up is in, so this must not fail)."""
+    up = Upscaler(str(files["x2"]), device="cpu", tile=0)
+    assert type(up.engine.model).__name__ == "OnnxNetwork" and up.scale == 2
 
 
 def test_cli_upscale_runs_an_onnx_file_like_torch(

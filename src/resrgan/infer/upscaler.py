@@ -33,6 +33,7 @@ from torch import nn
 
 from ..errors import UsageError
 from .engine import DEFAULT_OVERLAP, Engine, Pass, Progress
+from .onnxrt import onnx_path
 from .options import MIN_TILE, check_options, check_outscale
 from .precision import resolve_device, resolve_precision
 from .resolve import resolve_model
@@ -98,13 +99,22 @@ class Upscaler:
             denoise_strength=denoise_strength,
             gpu_id=gpu_id,
         )
-        dev = resolve_device(device, gpu_id)
-        dtype = resolve_precision(precision, dev)
         self.precision = precision
         self.alpha_upsampler = alpha_upsampler
-        net, self.model_name, scale = resolve_model(
-            model, model_path, denoise_strength=float(denoise_strength)
-        )
+        onnx = onnx_path(model, model_path)
+        if onnx is not None:  # onnxruntime runs it; the engine's tiles and planes stay the same
+            from .onnxrt import OnnxNetwork
+
+            ort_device = f"cuda:{gpu_id}" if gpu_id is not None else device
+            net = OnnxNetwork(onnx, device=ort_device)
+            self.model_name, scale = net.name, net.scale
+            dev, dtype = torch.device("cpu"), torch.float32  # tensors in and out stay on the CPU
+        else:
+            dev = resolve_device(device, gpu_id)
+            dtype = resolve_precision(precision, dev)
+            net, self.model_name, scale = resolve_model(
+                model, model_path, denoise_strength=float(denoise_strength)
+            )
         self.engine = Engine(
             net,
             device=dev,
