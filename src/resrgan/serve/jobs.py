@@ -54,8 +54,8 @@ class ModelChoice:
 
 
 def zoo_choices() -> list[ModelChoice]:
-    """The upscaling models of the zoo that need no download: cached, or converted offline from
-    the installed ncnn files (``resrgan models`` lists the same)."""
+    """The upscaling models of the zoo that need no download: cached, converted offline from the
+    installed ncnn files, or shipped in the package (``resrgan models`` gives the same status)."""
     from ..weights.zoo import MODELS, model_status
 
     def loader(name: str, twin: bool) -> Callable[[float], nn.Module]:
