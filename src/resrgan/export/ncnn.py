@@ -132,11 +132,12 @@ class _Graph:
         flat = w.numpy().reshape(-1)
         if not self.fp16:
             return struct.pack("<I", 0) + flat.astype("<f4").tobytes()
-        half = flat.astype("<f2")
+        with np.errstate(over="ignore"):  # overflow is checked just below
+            half = flat.astype("<f2")
         if not np.isfinite(half).all():
             raise UsageError(
                 f"{key}: weights overflow fp16 (largest |w| = {np.abs(flat).max():.3g}); "
-                "export with fp16 storage off"
+                "export with fp16 storage off (--no-fp16)"
             )
         raw = half.tobytes()
         return struct.pack("<I", TAG_FP16) + raw + b"\0" * (-len(raw) % 4)
