@@ -445,7 +445,10 @@ def _run(args: argparse.Namespace) -> int:
             print(f"no image files in {args.input}", file=sys.stderr)
         reporter.summary(Summary(non_images=len(jobs.non_images)))
         return 0
-    _check_device(args.device, args.gpu_id)
+    from ..infer.onnxrt import is_onnx_path
+
+    if not is_onnx_path(args.model_path):  # onnxruntime devices (dml, coreml) are not torch's
+        _check_device(args.device, args.gpu_id)
     if shard is not None and args.shard is None:  # launched by torchrun/Slurm: one GPU per worker
         from .video import gpu_for_worker
 
