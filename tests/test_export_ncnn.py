@@ -162,11 +162,14 @@ def test_srvgg_activations_run_in_ncnn_like_torch(tmp_path: Path, act: str) -> N
 # ---- our importer reads the files back
 
 
-@pytest.mark.parametrize("name", ["tiny_rrdb", "prelu", "relu", "lrelu"])
+@pytest.mark.parametrize("name", ["rrdb_x4", "rrdb_x2", "rrdb_x1", "prelu", "relu", "lrelu"])
 def test_importer_round_trip_is_exact_with_fp32_storage(tmp_path: Path, name: str) -> None:
-    net = tiny_rrdb(4) if name == "tiny_rrdb" else tiny_srvgg(name)
+    net = tiny_rrdb(int(name[-1])) if name.startswith("rrdb") else tiny_srvgg(name)
     sd, info = ncnn_to_state_dict(*export_ncnn(net, tmp_path, name="m", fp16=False))
     assert info["storage"] == ["fp32"]
+    assert info["scale"] == net.scale
+    if name.startswith("rrdb"):  # x2/x1: the Reorg is read back as pixel-unshuffle
+        assert info["kwargs"]["num_in_ch"] == 3
     want = net.state_dict()
     assert sd.keys() == want.keys()
     assert all(torch.equal(sd[k], want[k]) for k in want)

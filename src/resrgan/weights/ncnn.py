@@ -16,7 +16,8 @@
 ``ncnn_to_state_dict`` then maps the graph onto our networks by structure: it walks the layers in
 order, follows the blob wiring through ``Split`` layers, and checks every layer type, channel count,
 kernel, activation (fused leaky-ReLU ``9=2`` slope 0.2, PReLU), ``Concat`` input order, ``Eltwise``
-coefficients (0.2, 1.0), the nearest ``Interp`` x2 steps and ``PixelShuffle``. Anything else raises
+coefficients (0.2, 1.0), the nearest ``Interp`` x2 steps, ``PixelShuffle`` and the leading ``Reorg``
+(pixel-unshuffle) of the x2/x1 RRDBNet graphs that ``resrgan export`` writes. Anything else raises
 WeightsError naming the file and the first layer that does not fit. The keys are the official ones
 (spec §2.1, §2.2), so the result loads with ``strict=True``. The official ncnn files store fp16
 weights: the converted fp32 tensors are exactly those fp16 values.
@@ -47,9 +48,9 @@ TAG_FP32_SCALED = 0x0002C056
 # Layer types that carry no weights in the .bin (so the reader can skip them safely).
 NO_WEIGHTS = frozenset(
     {
-        "Input", "Split", "Concat", "Eltwise", "BinaryOp", "Interp", "PixelShuffle", "ReLU",
-        "Sigmoid", "Clip", "Crop", "Padding", "Reshape", "Permute", "Noop", "Dropout", "Flatten",
-        "UnaryOp", "Slice", "TanH", "Softmax", "Pooling",
+        "Input", "Split", "Concat", "Eltwise", "BinaryOp", "Interp", "PixelShuffle", "Reorg",
+        "ReLU", "Sigmoid", "Clip", "Crop", "Padding", "Reshape", "Permute", "Noop", "Dropout",
+        "Flatten", "UnaryOp", "Slice", "TanH", "Softmax", "Pooling",
     }
 )  # fmt: skip
 
@@ -484,12 +485,32 @@ def _final_resize(w: _Walker, src: str) -> tuple[str, dict[str, Any]]:
     return layer.tops[0], {"resize_mode": INTERP_MODES[int(mode)], "resize_scale": float(sh)}
 
 
+def _pixel_unshuffle(w: _Walker, src: str) -> tuple[str, int]:
+    """An optional leading ``Reorg 0=r`` (the x2/x1 RRDBNet pixel-unshuffle): returns (top, r)."""
+    layer = w.peek()
+    if layer is None or layer.type != "Reorg":
+        return src, 1
+    w.pos += 1
+    w.bottom_is(layer, [src], f"the network input ({src})")
+    r = layer.get(0, 1)
+    if r not in (2, 4) or layer.get(1, 0) != 0:
+        raise w.fail(layer, f"Reorg 0={r} 1={layer.get(1, 0)}, expected pixel-unshuffle 0=2 or 0=4")
+    return layer.tops[0], int(r)
+
+
 def _map_rrdbnet(w: _Walker) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    x = w.input()
+    x, unshuffle = _pixel_unshuffle(w, w.input())
     feat, first = w.conv(x, "conv_first", act=None)
     num_feat = int(first.weights["weight"].shape[0])
     num_in_ch = int(first.weights["weight"].shape[1])
     w.channels[w.resolve(x)] = num_in_ch
+    if num_in_ch % unshuffle**2:
+        raise w.fail(
+            first,
+            f"{num_in_ch} input channels after Reorg 0={unshuffle}: not a multiple of "
+            f"{unshuffle**2}",
+        )
+    num_in_ch //= unshuffle**2
     h = feat
     num_block = 0
     grow = 0
@@ -529,7 +550,7 @@ def _map_rrdbnet(w: _Walker) -> tuple[str, dict[str, Any], dict[str, Any]]:
     kwargs = dict(
         num_in_ch=num_in_ch,
         num_out_ch=int(last.weights["weight"].shape[0]),
-        scale=4,
+        scale=4 // unshuffle,
         num_feat=num_feat,
         num_block=num_block,
         num_grow_ch=grow,
