@@ -68,6 +68,41 @@ def test_a_grey_output_is_a_collapse_to_grey() -> None:
         Guard(GuardConfig()).check_validation(3, output_stats(grey, gt))
 
 
+def _fringed(grey: torch.Tensor, amount: float) -> torch.Tensor:
+    """Grey pictures with orange fringes: +amount red, -amount blue on every other column."""
+    out = grey.clone()
+    out[:, 0, :, ::2] += amount
+    out[:, 2, :, ::2] -= amount
+    return out
+
+
+def test_false_colour_on_grey_inputs_is_measured_in_chroma_units() -> None:
+    gt = _gt()
+    grey = gt.mean(1, keepdim=True).expand_as(gt).clone()
+    assert output_stats(gt, gt, grey_out=grey)["val_false_color"] == pytest.approx(0.0, abs=1e-7)
+    # fringes +-0.06 on half the columns: |r - m| = |b - m| = 0.06, |g - m| = 0 there
+    got = output_stats(gt, gt, grey_out=_fringed(grey, 0.06))["val_false_color"]
+    assert got == pytest.approx(0.02, abs=1e-6)
+    assert math.isnan(output_stats(gt, gt)["val_false_color"])  # not measured without grey_out
+
+
+def test_false_colour_stops_when_it_grows_but_not_when_a_young_net_starts_high() -> None:
+    gt = _gt()
+    grey = gt.mean(1, keepdim=True).expand_as(gt).clone()
+    stats = {a: output_stats(gt, gt, grey_out=_fringed(grey, a)) for a in (0.015, 0.06, 0.1)}
+    g = Guard(GuardConfig(), start=0)
+    g.check_validation(0, stats[0.1])  # random init: 0.033, above the threshold, never fires
+    g.check_validation(200, stats[0.06])  # 0.02 < 2x 0.033
+    g.check_validation(400, stats[0.015])  # 0.005: the run's least
+    with pytest.raises(TrainingStopped) as e:
+        g.check_validation(600, stats[0.06])
+    assert str(e.value).startswith(
+        "step 600: false colour: validation outputs for grey inputs carry colour 0.0200 "
+        "(> guard.false_color 0.012 and > 2x this run's least, 0.0050)"
+    )
+    assert e.value.last_good == 400
+
+
 def test_nan_outputs_and_nan_losses_stop() -> None:
     gt = _gt()
     with pytest.raises(TrainingStopped, match="step 9: validation outputs hold NaN or Inf"):

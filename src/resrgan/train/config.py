@@ -113,7 +113,11 @@ class GuardConfig:
     validation set, in [0, 1] units (0.04 is 10 code values). ``min_std_ratio``: the outputs'
     spatial standard deviation over the gt's below this is a collapse to a flat picture.
     ``min_chroma_ratio``: the same for the spread between the R, G, B channels (a collapse to grey;
-    checked when the gt has colour). ``loss_ratio``: the pixel or perceptual loss over this many
+    checked when the gt has colour). ``false_color``: the largest mean chroma (mean |channel -
+    pixel mean|, [0, 1] units) of the outputs for grey copies of the validation inputs; our
+    compact stage 1 gives about 0.005, and the random-VGG stage 2 that grew orange fringes on grey
+    photos reached 0.014. It fires only above this AND above twice the least value the run has
+    shown (a randomly initialised net starts at 0.016-0.04 and falls). ``loss_ratio``: the pixel or perceptual loss over this many
     times its median over the last ``loss_window`` logged values is an explosion (after
     ``loss_window // 4`` values); every loss must be finite.
     """
@@ -122,6 +126,7 @@ class GuardConfig:
     color_shift: float = 0.04
     min_std_ratio: float = 0.25
     min_chroma_ratio: float = 0.25
+    false_color: float = 0.012
     loss_ratio: float = 20.0
     loss_window: int = 40
 

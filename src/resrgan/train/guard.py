@@ -32,17 +32,24 @@ class TrainingStopped(ResrganError):
         self.last_good = last_good
 
 
-def output_stats(out: torch.Tensor, gt: torch.Tensor) -> dict[str, float]:
+def output_stats(
+    out: torch.Tensor, gt: torch.Tensor, *, grey_out: torch.Tensor | None = None
+) -> dict[str, float]:
     """Colour and spread of validation outputs against their gt, both (N, 3, H, W) in [0, 1].
 
     ``val_color_shift``: max over channels of |mean output - mean gt| (means over the whole set),
     with the per-channel signed shifts ``val_shift_r/g/b``; ``val_std_ratio``: mean spatial std of
     the outputs over that of the gt; ``val_chroma_ratio``: mean |channel - pixel mean| of the
-    outputs over that of the gt (nan when the gt is grey). A non-finite output gives nan everywhere.
+    outputs over that of the gt (nan when the gt is grey). ``val_false_color``: with ``grey_out``
+    (the outputs for grey copies of the inputs), their mean |channel - pixel mean| in [0, 1] units:
+    colour a network invents where there is none (the fringes a perceptual loss with random VGG
+    weights grows). A non-finite output gives nan everywhere.
     """
     out = out.double()
     gt = gt.double()
-    if not bool(torch.isfinite(out).all()):
+    if not bool(torch.isfinite(out).all()) or (
+        grey_out is not None and not bool(torch.isfinite(grey_out).all())
+    ):
         nan = float("nan")
         return {
             "val_color_shift": nan,
@@ -51,6 +58,7 @@ def output_stats(out: torch.Tensor, gt: torch.Tensor) -> dict[str, float]:
             "val_shift_b": nan,
             "val_std_ratio": nan,
             "val_chroma_ratio": nan,
+            "val_false_color": nan,
         }
     shift = out.mean(dim=(0, 2, 3)) - gt.mean(dim=(0, 2, 3))
     std_o = out.std(dim=(2, 3)).mean()
@@ -67,6 +75,7 @@ def output_stats(out: torch.Tensor, gt: torch.Tensor) -> dict[str, float]:
         "val_shift_b": float(shift[2]),
         "val_std_ratio": float(std_o / std_g) if std_g > 1e-6 else float("nan"),
         "val_chroma_ratio": float(chroma(out) / c_g) if c_g > 2e-3 else float("nan"),
+        "val_false_color": float("nan") if grey_out is None else float(chroma(grey_out)),
     }
 
 
@@ -82,6 +91,7 @@ class Guard:
         self.cfg = cfg
         self.last_good = start
         self._recent: dict[str, deque[float]] = {}
+        self._false_least = math.inf  # the least false colour seen by this run's validations
 
     def _stop(self, step: int, what: str, *, last_good: int) -> TrainingStopped:
         return TrainingStopped(
@@ -147,6 +157,20 @@ class Guard:
                 f"(< guard.min_chroma_ratio {c.min_chroma_ratio:g})",
                 last_good=self.last_good,
             )
+        false = stats.get("val_false_color", float("nan"))
+        if math.isfinite(false):
+            # a random or young network invents colour too: it is a failure only when it grows
+            # past the threshold AND past twice the least this run has shown
+            least = min(self._false_least, false)
+            if false > c.false_color and false > 2 * self._false_least:
+                raise self._stop(
+                    step,
+                    f"false colour: validation outputs for grey inputs carry colour {false:.4f} "
+                    f"(> guard.false_color {c.false_color:g} and > 2x this run's least, "
+                    f"{self._false_least:.4f})",
+                    last_good=self.last_good,
+                )
+            self._false_least = least
         self.last_good = step
 
 

@@ -303,7 +303,8 @@ def validate_net(
     net: nn.Module, vs: ValSet, cfg: TrainConfig, device: torch.device, *, save_dir: Path | None
 ) -> dict[str, float]:
     """Mean L1, PSNR and SSIM of ``net`` on the validation set (BasicSR conventions on 8-bit RGB,
-    border cropped by the scale) and the guard's colour/spread statistics (``output_stats``).
+    border cropped by the scale) and the guard's colour/spread statistics (``output_stats``; the
+    false-colour statistic runs the network again on grey copies of the inputs).
 
     The network runs as it trains, through its own ``forward`` under ``no_grad``: the upstream
     computation, not the upscaler's inference engine. With ``save_dir``, the first
@@ -319,7 +320,11 @@ def validate_net(
         lq = vs.lq[i : i + cfg.val.batch_size].to(device)
         outs.append(net(lq).float().cpu())
     raw = torch.cat(outs)
-    stats = output_stats(raw, vs.gt)
+    grey_outs = []  # the same inputs made grey: any colour in the outputs is false colour
+    for i in range(0, vs.lq.shape[0], cfg.val.batch_size):
+        lq = vs.lq[i : i + cfg.val.batch_size].to(device)
+        grey_outs.append(net(lq.mean(dim=1, keepdim=True).expand_as(lq)).float().cpu())
+    stats = output_stats(raw, vs.gt, grey_out=torch.cat(grey_outs))
     out = raw.nan_to_num(0.0).clamp(0, 1)
     out8 = (out * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     gt8 = (vs.gt.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
