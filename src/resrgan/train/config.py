@@ -117,8 +117,9 @@ class GuardConfig:
     pixel mean|, [0, 1] units) of the outputs for grey copies of the validation inputs; our
     compact stage 1 gives about 0.005, and the random-VGG stage 2 that grew orange fringes on grey
     photos reached 0.014. It fires only above this AND above twice the least value the run has
-    shown (a randomly initialised net starts at 0.016-0.04 and falls). ``loss_ratio``: the pixel or perceptual loss over this many
-    times its median over the last ``loss_window`` logged values is an explosion (after
+    shown (a randomly initialised net starts at 0.016-0.04 and falls). ``loss_ratio``: the pixel
+    or perceptual loss over this many times its median over the last ``loss_window`` logged values
+    is an explosion (after
     ``loss_window // 4`` values); every loss must be finite.
     """
 
