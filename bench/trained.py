@@ -11,6 +11,9 @@ Each MODEL is ``bicubic``, a training run folder (its ``model.safetensors``; s/s
 - PSNR / SSIM (8-bit RGB, border 4 cropped, as training validation) on a fixed synthetic set:
   ``--pairs`` (48) 256x256 gt crops of ``../shared/data/hr_val`` degraded with the official
   second-order pipeline, seeds fixed (crop ``i // 15`` of image ``i % 15``, degradation seed ``i``);
+- false colour: the mean chroma (mean |channel - pixel mean|, [0, 1] units) of the outputs for the
+  grey photos of real_lr (wolf_gray, 00017_gray): colour a model invents where there is none
+  (the training guard's ``val_false_color`` on real photos);
 - the mean seconds per training step of a run folder.
 
 ``--speed N`` only times the models on an NxN crop of a real photo (fp32, untiled, interleaved,
@@ -109,6 +112,12 @@ def _s_per_step(path: Path) -> float | None:
     return vals[-1] if vals else None
 
 
+def _chroma(img: np.ndarray) -> float:
+    """Mean |channel - pixel mean| of an 8-bit RGB picture, in [0, 1] units."""
+    x = img.astype(np.float64) / 255.0
+    return float(np.abs(x - x.mean(axis=2, keepdims=True)).mean())
+
+
 def real_lr_images(folder: Path) -> list[tuple[str, np.ndarray]]:
     from resrgan.cli.evaluate import list_images, read_rgb
 
@@ -153,12 +162,15 @@ def main() -> int:
         secs = time.perf_counter() - t
         outputs[m.name] = outs
         niqes = [niqe(o, params=params, name=n) for n, o in outs.items()]
+        greys = [n for n, img in reals if img.ndim == 3 and np.ptp(img, axis=2).max() == 0]
+        false = [_chroma(outs[n]) for n in greys]
         pairs = [(m(lq), gt) for lq, gt in zip(lqs, gts, strict=True)]
         row = {
             "model": m.name,
             "niqe_real_lr": float(np.mean(niqes)),
             "psnr": float(np.mean([psnr(a, b, crop_border=4) for a, b in pairs])),
             "ssim": float(np.mean([ssim(a, b, crop_border=4) for a, b in pairs])),
+            "false_color": float(np.mean(false)) if false else float("nan"),
             "s_per_step": m.s_per_step,
             "real_lr_seconds": secs,
         }
@@ -168,11 +180,12 @@ def main() -> int:
         print(f"  {m.name}: done ({secs:.1f} s for real_lr)", file=sys.stderr, flush=True)
 
     print(f"\n{len(reals)} real_lr images; {len(lqs)} synthetic second-order pairs from hr_val\n")
-    print("| model | NIQE real_lr (lower better) | PSNR (dB) | SSIM | s/step |")
-    print("|---|---|---|---|---|")
+    print("| model | NIQE real_lr (lower better) | PSNR (dB) | SSIM | false colour | s/step |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
         sps = f"{r['s_per_step']:.2f}" if r["s_per_step"] else "-"
         scores = f"{r['niqe_real_lr']:.2f} | {r['psnr']:.2f} | {r['ssim']:.4f}"
+        scores += f" | {r['false_color']:.4f}"
         print(f"| {r['model']} | {scores} | {sps} |")
     if args.grid:
         write_grid(args.grid, reals, outputs)
