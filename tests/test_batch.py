@@ -367,19 +367,34 @@ def test_corpus_folder(tmp_path: Path) -> None:
     assert written == {by_input[p].output.name for p in good}  # type: ignore[union-attr]
 
 
-@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="needs byte file names")
-def test_undecodable_file_name_is_refused_not_a_crash(tmp_path: Path) -> None:
-    # OpenCV segfaults on such paths; the batch refuses them with a line and goes on
-    src, _ = _folder(tmp_path, 1)
-    raw = os.fsencode(src) + b"/caf\xe9.png"
-    with open(raw, "wb") as fh:
-        fh.write((src / "img0.png").read_bytes())
+def _undecodable_copy(folder: Path, source: Path, name: bytes) -> Path:
+    """Copy ``source`` to ``folder/name`` (a file name that is not valid UTF-8); skip the test
+    where the platform or file system refuses such names."""
+    if sys.platform in ("win32", "darwin"):
+        pytest.skip("needs byte file names (POSIX, not macOS)")
+    raw = os.path.join(os.fsencode(folder), name)
+    try:
+        with open(raw, "wb") as fh:
+            fh.write(source.read_bytes())
+    except (OSError, UnicodeError) as e:
+        pytest.skip(f"the file system refuses the name {name!r} ({e})")
+    return folder / os.fsdecode(name)
+
+
+def test_undecodable_file_name_upscales_with_the_others(tmp_path: Path) -> None:
+    """A name with bytes that are not UTF-8 (b"caf\\xe9.png") is read and written like any other:
+    the output has the same bytes in its name and the pixels of the upscaled input."""
+    src, imgs = _folder(tmp_path, 2)
+    cafe = _undecodable_copy(src, src / "img1.png", b"caf\xe9.png")
     s = run_jobs(plan_jobs(src, tmp_path / "o"), Repeat())
-    assert s.done == 1
-    assert s.failed == [
-        (src / os.fsdecode(b"caf\xe9.png"), "the file name is not valid UTF-8 (undecodable "
-         "bytes); rename the file")
+    assert (s.done, s.failed) == (3, [])
+    assert sorted(os.listdir(os.fsencode(tmp_path / "o"))) == [
+        b"caf\xe9_out.png", b"img0_out.png", b"img1_out.png"
     ]  # fmt: skip
+    with Image.open(os.path.join(os.fsencode(tmp_path / "o"), b"caf\xe9_out.png")) as im:
+        got = np.asarray(im)
+    assert np.array_equal(got, np.repeat(np.repeat(imgs[1], 2, axis=0), 2, axis=1))
+    assert cafe.exists()  # the input is left as it was
 
 
 def test_runtime_error_in_model_is_one_line(tmp_path: Path) -> None:

@@ -406,13 +406,15 @@ def test_undecodable_name_prints_escaped(
     with open(os.fsencode(src) + b"/caf\xe9.png", "wb") as fh:
         fh.write((src / "ok.png").read_bytes())
     base = ["upscale", "-i", str(src), "-o", str(tmp_path / "o"), "--model_path", str(tiny[0])]
-    assert main(base) == 1
+    assert main(base) == 0
     cap = capsys.readouterr()
-    assert "done 1, skipped 0, failed 1" in cap.out
-    assert f"failed   {src}/caf\\udce9.png: the file name is not valid UTF-8" in cap.err
-    assert main([*base, "--json"]) == 1
+    assert "done 2, skipped 0, failed 0" in cap.out
+    assert f"done     {src}/caf\\udce9.png -> {tmp_path}/o/caf\\udce9_out.png" in cap.out
+    assert b"caf\xe9_out.png" in os.listdir(os.fsencode(tmp_path / "o"))
+    assert main([*base, "--json", "--overwrite"]) == 0
     lines = [json.loads(ln) for ln in capsys.readouterr().out.splitlines()]
     assert lines[0]["input"] == str(src / os.fsdecode(b"caf\xe9.png"))
+    assert lines[0]["status"] == "done"
 
 
 def test_json_lines(tmp_path: Path, tiny: tuple[Path, Any], capsys: Any) -> None:

@@ -10,8 +10,11 @@ Guarantees:
 * One bad file never stops the batch: its error becomes one :class:`Event` with ``status="failed"``
   and one entry of ``Summary.failed``; the next file is processed.
 * Outputs are written atomically by :func:`resrgan.io.images.write_image` (temporary name in the
-  same folder, then ``os.replace``), so an output path either holds a complete image or does not
-  exist.
+  same folder, then renamed: :func:`resrgan.paths.atomic_path`), so an output path either holds a
+  complete image or does not exist.
+* File names need not be valid UTF-8: a name with undecodable bytes (``b"caf\\xe9.png"`` on Linux)
+  is read and gives the output name with the same bytes (image I/O goes through Python file
+  objects, never a path handed to OpenCV).
 * Existing outputs are skipped unless ``overwrite=True``: re-running an interrupted batch resumes
   it.
 * Inputs are never modified: an output path equal to its own input, or (with ``overwrite``) to any
@@ -349,27 +352,6 @@ def _guard_output(
             raise _Refuse(f"output {output} is a folder; remove it or choose another --suffix")
 
 
-def _check_encodable(input: Path, output: Path) -> None:
-    """Refuse paths that are not valid UTF-8 (undecodable bytes in a file name): OpenCV's Python
-    binding crashes the whole process on them (segfault in cv2.imread/imwrite, opencv 5.0)."""
-
-    def bad(p: Path) -> bool:
-        try:
-            os.fspath(p).encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-        return False
-
-    if bad(input):
-        raise _Refuse("the file name is not valid UTF-8 (undecodable bytes); rename the file")
-    if bad(output):
-        shown = os.fspath(output).encode("utf-8", "backslashreplace").decode("utf-8")
-        raise _Refuse(
-            f"the output path {shown} is not valid UTF-8 (undecodable bytes); choose another "
-            "-o/--output"
-        )
-
-
 def _process(
     job: Job,
     upscaler: SupportsUpscale,
@@ -390,7 +372,6 @@ def _process(
             "output name); rename one of them, or run it alone with another --suffix"
         )
     _guard_output(job, job.output, inputs, written, overwrite)
-    _check_encodable(job.input, job.output)
     image = read_image(job.input, **read_kwargs)
     output = _final_output(job, image)
     if output != job.output:
