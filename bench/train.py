@@ -82,7 +82,7 @@ def bench(arch: str, with_data: bool, args: argparse.Namespace, amp: str = "none
     d = opt_d = percep = None
     if args.stage == "esrgan":
         from resrgan.losses import PerceptualLoss
-        from resrgan.nets.vgg import build_vgg19_features
+        from resrgan.weights.vgg19 import build_vgg19_features
 
         d = build_discriminator(cfg).to(dev)
         opt_d = torch.optim.Adam(d.parameters(), lr=1e-4, betas=(0.9, 0.99))

@@ -12,13 +12,9 @@ import torch.nn.functional as F
 
 from resrgan.errors import ModelNotFoundError, WeightsError
 from resrgan.losses import DEFAULT_LAYER_WEIGHTS, PerceptualLoss, gan_loss, l1_loss
-from resrgan.nets.vgg import (
-    VGG19_LAYERS,
-    VGG19Features,
-    build_vgg19_features,
-    download_checked,
-    resolve_vgg19_weights,
-)
+from resrgan.nets.vgg import VGG19_LAYERS, VGG19Features
+from resrgan.weights import vgg19
+from resrgan.weights.vgg19 import build_vgg19_features, resolve_vgg19_weights
 
 # torchvision vgg19 "features" conv indices and channels (spec §2.4)
 TV_CONVS = {
@@ -190,13 +186,19 @@ def test_missing_explicit_vgg_path_names_it(tmp_path: Path) -> None:
         resolve_vgg19_weights(str(tmp_path / "nope.pth"))
 
 
-def test_download_checks_the_sha256_prefix(tmp_path: Path) -> None:
-    src = tmp_path / "src.bin"
-    src.write_bytes(b"weights" * 100)
-    digest = hashlib.sha256(src.read_bytes()).hexdigest()
-    good = download_checked(src.as_uri(), tmp_path / "a" / "ok.bin", sha256_prefix=digest[:8])
-    assert good.read_bytes() == src.read_bytes()
-    dest = tmp_path / "b" / "bad.bin"
-    with pytest.raises(WeightsError, match="does not start with deadbeef"):
-        download_checked(src.as_uri(), dest, sha256_prefix="deadbeef")
-    assert not dest.exists() and list(dest.parent.iterdir()) == []
+def test_vgg_download_goes_through_the_checked_downloader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """'auto' with no cached file downloads into the hub cache, and a file whose sha256 does not
+    start with dcbb9e9d is refused and deleted."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("RESRGAN_OFFLINE", raising=False)
+    src = tmp_path / "impostor.pth"
+    torch.save(_random_torchvision_vgg19(), src)
+    assert not hashlib.sha256(src.read_bytes()).hexdigest().startswith("dcbb9e9d")
+    monkeypatch.setattr(vgg19, "VGG19_URL", src.as_uri())
+    with pytest.raises(WeightsError) as err:
+        resolve_vgg19_weights("auto")
+    assert str(err.value).startswith("vgg19-dcbb9e9d.pth: SHA-256 mismatch for file:")
+    assert "expected dcbb9e9d..." in str(err.value)
+    assert list((tmp_path / "torch" / "hub" / "checkpoints").iterdir()) == []

@@ -341,6 +341,8 @@ def test_cache_with_wrong_hash_is_refused(clean_env: Path, niqe_dir: Path) -> No
 
 
 class _FakeResponse(io.BytesIO):
+    headers = None  # no Content-Length
+
     def __enter__(self) -> _FakeResponse:
         return self
 
@@ -359,7 +361,8 @@ def test_download_is_checked_and_atomic(
     monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: _FakeResponse(b"junk" * 10))
     with pytest.raises(ResrganError) as e:
         load_niqe_params()
-    assert "sha256" in str(e.value) and "nothing was saved" in str(e.value)
+    assert "niqe_pris_params.npz: SHA-256 mismatch for" in str(e.value)
+    assert "the file was deleted" in str(e.value)
     assert not any(clean_env.iterdir())  # no partial file left behind
     monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: _FakeResponse(good))
     p = load_niqe_params()

@@ -159,7 +159,9 @@ def test_strict_init_mismatch_names_the_fix(tmp_path: Path) -> None:
     torch.save({"params": _tiny_rrdb(4).state_dict()}, path)  # params only: falls back to it
     load_init_weights(_tiny_rrdb(4), str(path), strict=True, key="params_ema", field="init_from")
     with pytest.raises(
-        WeightsError, match="does not fit the configured network.*init_strict: false"
+        WeightsError,
+        match=r"^init_from: .*x4\.pth: weights do not fit the configured network: size mismatch "
+        r"for conv_first\.weight.*; check network_g or set init_strict: false$",
     ):
         load_init_weights(
             _tiny_rrdb(2), str(path), strict=True, key="params_ema", field="init_from"

@@ -12,10 +12,10 @@ from torch import nn
 from resrgan.losses import PerceptualLoss, gan_loss
 from resrgan.nets import SRVGGNetCompact
 from resrgan.nets.unet_disc import UNetDiscriminatorSN
-from resrgan.nets.vgg import build_vgg19_features
 from resrgan.train.config import LossConfig
 from resrgan.train.ema import ema_update, make_ema
 from resrgan.train.steps import Batch, discriminator_step, esrnet_step, generator_step
+from resrgan.weights.vgg19 import build_vgg19_features
 
 
 def _setup(seed: int = 0) -> tuple[nn.Module, nn.Module, PerceptualLoss, Batch]:

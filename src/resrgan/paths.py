@@ -1,12 +1,15 @@
-"""Where resrgan keeps downloaded and converted files.
+"""Where resrgan keeps downloaded and converted files, and how every file is written.
 
 ``RESRGAN_HOME`` overrides the location; otherwise the platform's user cache directory is used
-(``~/.cache/resrgan`` on Linux).
+(``~/.cache/resrgan`` on Linux). :func:`atomic_path` is the one write-then-rename helper: weights,
+checkpoints, exports, images and run files all go through it.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 
@@ -27,18 +30,61 @@ def weights_dir() -> Path:
     return d
 
 
-def temp_sibling(path: Path, suffix: str = ".tmp") -> tuple[int, str]:
-    """``(fd, name)`` of a new hidden temporary file next to ``path``, for write-then-rename.
+@contextmanager
+def atomic_path(
+    dest: str | os.PathLike[str], *, prefix: str | None = None, suffix: str = ".tmp"
+) -> Iterator[Path]:
+    """Write-then-rename: yield a hidden temporary path next to ``dest`` for the block to write.
 
-    Unlike a bare ``tempfile.mkstemp`` (always 0600), the file gets the permissions a plain
-    ``open()`` would give it (0666 minus the umask), so renamed weights and checkpoints are as
-    readable as any other file the user writes.
+    When the block ends normally the file gets the permissions a plain ``open()`` would give it
+    (0666 minus the umask, set after the write because some writers replace the file), is fsynced
+    and renamed over ``dest`` with ``os.replace``, and the folder is fsynced. When the block raises,
+    the temporary file is removed and the exception goes on. ``dest`` therefore holds either its
+    previous content or the complete new file, never a partial one; a process killed mid-write
+    leaves only the hidden temporary file.
+
+    The temporary name is ``prefix`` + random characters + ``suffix`` (default
+    ``.NAME.<random>.tmp``); writers that choose a format by extension need ``suffix=dest.suffix``.
+    The folder must exist; errors creating, syncing or renaming the file are OSError.
+
+        >>> with atomic_path(out) as tmp, open(tmp, "wb") as fh:
+        ...     fh.write(data)
     """
     import tempfile
 
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.fchmod(fd, default_file_mode())
-    return fd, name
+    target = Path(dest)
+    fd, name = tempfile.mkstemp(
+        prefix=f".{target.name}." if prefix is None else prefix, suffix=suffix, dir=target.parent
+    )
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.chmod(tmp, default_file_mode())
+        _fsync(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        with suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync(target.parent, directory=True)
+
+
+def _fsync(path: Path, *, directory: bool = False) -> None:
+    """Flush ``path`` to disk; for a folder (the rename), best effort (not possible everywhere)."""
+    try:
+        fd = os.open(path, os.O_RDONLY if directory else os.O_RDWR | getattr(os, "O_BINARY", 0))
+    except OSError:
+        if directory:
+            return
+        raise
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not directory:
+            raise
+    finally:
+        os.close(fd)
 
 
 def default_file_mode() -> int:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..paths import atomic_path
 
 HELP = "plot a training run's metrics.jsonl (losses, validation PSNR/SSIM, guard values) to a PNG"
 
@@ -118,10 +119,9 @@ def plot_metrics(
     fig.suptitle(title or path.parent.name)
     fig.tight_layout()
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    with atomic_path(output, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    tmp.replace(output)
     return drawn
 
 

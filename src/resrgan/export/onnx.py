@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from ..errors import UsageError
+from ..paths import atomic_path
 from .network import ExportSource, plain_network, resolve
 
 log = logging.getLogger(__name__)
@@ -141,15 +142,6 @@ def _unshuffle(src: ExportSource) -> int:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    from ..paths import temp_sibling
-
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = temp_sibling(path)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)

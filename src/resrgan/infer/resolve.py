@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 from torch import nn
 
-from ..errors import ModelNotFoundError, UsageError, WeightsError
+from ..errors import ModelNotFoundError, UsageError
 
 __all__ = ["Resolved", "resolve_model"]
 
@@ -34,15 +34,10 @@ def resolve_model(
 
     if isinstance(model, nn.Module):
         if model_path is not None:
-            from ..weights.load import load_state_dict
+            from ..weights.load import load_state_dict, load_strict
 
             sd = load_state_dict(model_path)
-            try:
-                model.load_state_dict(sd, strict=True)
-            except RuntimeError as e:
-                raise WeightsError(
-                    f"{model_path}: weights do not fit the given model: {str(e).splitlines()[0]}"
-                ) from None
+            load_strict(model, sd, source=str(model_path), target="the given model")
         return Resolved(model, type(model).__name__, module_scale(model))
     if not isinstance(model, str):
         raise UsageError(f"model: {model!r} is not a model name, a weights path or an nn.Module")

@@ -27,7 +27,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import secrets
 import shutil
 import struct
 import threading
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import ImageReadError, ImageWriteError, UsageError
+from ..paths import atomic_path
 
 if TYPE_CHECKING:
     import numpy as np
@@ -833,25 +833,16 @@ def _os_write_error(p: Path, e: OSError) -> ImageWriteError:
 
 @contextmanager
 def _atomic(p: Path) -> Iterator[IO[bytes]]:
-    """Yield a file at a hidden temporary name next to ``p``; on success fsync + ``os.replace``."""
-    tmp = p.with_name(f".{p.stem}{_TMP_MARK}{secrets.token_hex(4)}{p.suffix}")
+    """Yield a file at a hidden temporary name next to ``p`` (``.STEM`` + TMP_MARK + random +
+    suffix) that replaces ``p`` on success (:func:`resrgan.paths.atomic_path`)."""
     try:
-        fh = open(tmp, "xb")  # noqa: SIM115 - closed below; "x": never clobber an existing file
+        with (
+            atomic_path(p, prefix=f".{p.stem}{_TMP_MARK}", suffix=p.suffix) as tmp,
+            open(tmp, "wb") as fh,
+        ):
+            yield fh
     except OSError as e:
         raise _os_write_error(p, e) from None
-    try:
-        with fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            os.replace(tmp, p)
-        except OSError as e:
-            raise _os_write_error(p, e) from None
-    except BaseException:
-        with suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 # --- PNG through OpenCV (fast C filters and deflate) ----------------------------------------------

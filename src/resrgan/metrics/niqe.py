@@ -25,12 +25,8 @@ The pristine parameters are not bundled: :func:`load_niqe_params` finds them (ex
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import tempfile
-import urllib.error
-import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +34,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ResrganError, UsageError
-from ..paths import cache_dir
+from ..paths import atomic_path, cache_dir
+from ..weights.download import download as fetch
+from ..weights.download import offline, sha256_file
 from .color import ChannelOrder, luma_or_gray
 from .imresize import imresize
 
@@ -85,14 +83,6 @@ def gaussian_window(size: int = 7, sigma: float = 7.0 / 6.0) -> np.ndarray:
 # parameters
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def read_niqe_params(path: str | Path) -> NiqeParams:
     """Read a NIQE parameter file (BasicSR's ``.npz`` layout); no pickles are loaded.
 
@@ -134,47 +124,14 @@ def write_niqe_params(path: str | Path, params: NiqeParams) -> Path:
     """Write ``params`` atomically in BasicSR's layout (mu 1x36, cov 36x36, gaussian_window)."""
     p = Path(path).expanduser()
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(
-                f,
-                mu_pris_param=np.asarray(params.mu, dtype=np.float64).reshape(1, -1),
-                cov_pris_param=np.asarray(params.cov, dtype=np.float64),
-                gaussian_window=np.asarray(params.window, dtype=np.float64),
-            )
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(p) as tmp, open(tmp, "wb") as f:
+        np.savez(
+            f,
+            mu_pris_param=np.asarray(params.mu, dtype=np.float64).reshape(1, -1),
+            cov_pris_param=np.asarray(params.cov, dtype=np.float64),
+            gaussian_window=np.asarray(params.window, dtype=np.float64),
+        )
     return p
-
-
-def _offline() -> bool:
-    return os.environ.get("RESRGAN_OFFLINE", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def _download(url: str, dest: Path, sha256: str) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=60) as r:
-            while chunk := r.read(1 << 16):
-                f.write(chunk)
-        got = _sha256(Path(tmp))
-        if got != sha256:
-            raise ResrganError(
-                f"{url}: downloaded file has sha256 {got}, expected {sha256}; nothing was saved. "
-                f"Download it yourself and pass --niqe-params PATH or set {ENV_PARAMS}"
-            )
-        os.replace(tmp, dest)
-    except (urllib.error.URLError, OSError, TimeoutError) as e:
-        raise ResrganError(
-            f"could not download the NIQE parameters from {url} ({e}); "
-            f"pass --niqe-params PATH, set {ENV_PARAMS}, or put the file at {dest}"
-        ) from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def load_niqe_params(path: str | Path | None = None, *, download: bool = True) -> NiqeParams:
@@ -191,7 +148,7 @@ def load_niqe_params(path: str | Path | None = None, *, download: bool = True) -
         return read_niqe_params(env)
     cached = cache_dir() / NIQE_PARAMS_FILENAME
     if cached.is_file():
-        got = _sha256(cached)
+        got = sha256_file(cached)
         if got != NIQE_PARAMS_SHA256:
             raise ResrganError(
                 f"{cached}: sha256 {got} is not that of BasicSR's niqe_pris_params.npz "
@@ -203,11 +160,16 @@ def load_niqe_params(path: str | Path | None = None, *, download: bool = True) -
         f"pass --niqe-params PATH, set {ENV_PARAMS}=PATH, or copy BasicSR's "
         f"niqe_pris_params.npz (sha256 {NIQE_PARAMS_SHA256}) to {cached}"
     )
-    if not download or _offline():
-        why = "RESRGAN_OFFLINE=1" if _offline() else "downloads are disabled"
+    if not download or offline():
+        why = "RESRGAN_OFFLINE=1" if offline() else "downloads are disabled"
         raise UsageError(f"NIQE parameters not found and {why}: {options}")
     log.info("downloading NIQE parameters from %s", NIQE_PARAMS_URL)
-    _download(NIQE_PARAMS_URL, cached, NIQE_PARAMS_SHA256)
+    fetch(
+        NIQE_PARAMS_URL,
+        cached,
+        sha256=NIQE_PARAMS_SHA256,
+        manual=f"pass --niqe-params PATH, set {ENV_PARAMS}=PATH, or put it at {cached}",
+    )
     return read_niqe_params(cached)
 
 

@@ -6,34 +6,18 @@ same state-dict keys (``features.N.weight``/``bias``), so torchvision's ImageNet
 layers (the ReLUs are not in place, so nothing needs cloning). The network is frozen and kept in
 eval mode.
 
-Weights come from, in order: an explicit path, the torch hub cache
-(``$TORCH_HOME/hub/checkpoints/vgg19-dcbb9e9d.pth``, by default under ``~/.cache/torch``), or a
-download from download.pytorch.org whose sha256 must start with ``dcbb9e9d`` (the hash prefix in the
-file name, as torch.hub checks it). ``source="random"`` gives a randomly initialised VGG (tests,
-smoke runs, and the offline perceptual loss: Liu et al., CVPR 2021, report random-weight
-perceptual losses on par for super-resolution).
+This module is the network only: finding, downloading and loading its weights (or a random
+initialisation) is :func:`resrgan.weights.vgg19.build_vgg19_features`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
-import os
-import tempfile
-import urllib.request
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..errors import ModelNotFoundError, WeightsError
-
-log = logging.getLogger(__name__)
-
-VGG19_FILE = "vgg19-dcbb9e9d.pth"
-VGG19_URL = f"https://download.pytorch.org/models/{VGG19_FILE}"
-VGG19_HASH_PREFIX = "dcbb9e9d"
+from ..errors import WeightsError
 
 # torchvision's "E" configuration; "M" is a 2x2 max-pool.
 _CFG: tuple[int | str, ...] = (
@@ -165,103 +149,3 @@ def _conv_channels() -> dict[str, int]:
             out[f"conv{block}_{idx}"] = int(v)
             idx += 1
     return out
-
-
-def hub_checkpoint_path() -> Path:
-    """Where torch hub / torchvision cache ``vgg19-dcbb9e9d.pth``."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
-
-
-def download_checked(url: str, dest: Path, *, sha256_prefix: str) -> Path:
-    """Download ``url`` to ``dest`` atomically; the file's sha256 must start with
-    ``sha256_prefix``."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    digest = hashlib.sha256()
-    try:
-        with os.fdopen(fd, "wb") as fh, urllib.request.urlopen(url, timeout=60) as resp:  # noqa: S310
-            while chunk := resp.read(1 << 20):
-                digest.update(chunk)
-                fh.write(chunk)
-        got = digest.hexdigest()
-        if not got.startswith(sha256_prefix):
-            raise WeightsError(
-                f"{url}: sha256 {got[:16]}... does not start with {sha256_prefix}; the download is "
-                "corrupt or not the expected file. Delete it and retry, or pass a local file"
-            )
-        os.replace(tmp, dest)
-    except OSError as e:
-        raise ModelNotFoundError(f"{url}: download failed ({e})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return dest
-
-
-def resolve_vgg19_weights(source: str = "auto", *, download: bool | None = None) -> Path | None:
-    """Find the VGG19 ImageNet weights. ``source``: ``"auto"``, ``"random"`` (returns None) or a
-    path.
-
-    ``"auto"`` uses the torch hub cache, else downloads (sha256-checked) unless ``download`` is
-    False or ``RESRGAN_OFFLINE=1``. Raises ModelNotFoundError listing the options when nothing is
-    available.
-    """
-    if source == "random":
-        return None
-    if source != "auto":
-        p = Path(source).expanduser()
-        if not p.is_file():
-            raise ModelNotFoundError(
-                f"losses.vgg_weights: {p} does not exist; give the path of {VGG19_FILE}, 'auto' "
-                "(torch hub cache, else download) or 'random' (fixed random weights, for offline "
-                "training)"
-            )
-        return p
-    cached = hub_checkpoint_path()
-    if cached.is_file():
-        return cached
-    if download is None:
-        from ..weights.download import offline
-
-        download = not offline()
-    if download:
-        log.info("downloading %s to %s", VGG19_URL, cached)
-        return download_checked(VGG19_URL, cached, sha256_prefix=VGG19_HASH_PREFIX)
-    raise ModelNotFoundError(
-        f"the perceptual loss needs the VGG19 ImageNet weights {VGG19_FILE} and none is available "
-        f"offline. Options: put the file at {cached} (torch hub cache), set "
-        f"losses.vgg_weights=/path/to/{VGG19_FILE}, allow the download (unset "
-        f"RESRGAN_OFFLINE) from {VGG19_URL}, or set losses.vgg_weights=random (fixed random "
-        "weights: the offline option, see docs/training.md)"
-    )
-
-
-def build_vgg19_features(
-    source: str = "auto",
-    *,
-    layers: Sequence[str] = ("conv1_2", "conv2_2", "conv3_4", "conv4_4", "conv5_4"),
-    use_input_norm: bool = True,
-    generator_seed: int = 0,
-    download: bool | None = None,
-) -> VGG19Features:
-    """A frozen VGG19Features with weights from ``source`` (see resolve_vgg19_weights).
-
-    ``random`` initialises deterministically from ``generator_seed`` (He-normal weights, zero
-    biases).
-    """
-    net = VGG19Features(layers=layers, use_input_norm=use_input_norm)
-    path = resolve_vgg19_weights(source, download=download)
-    if path is None:
-        g = torch.Generator().manual_seed(generator_seed)
-        with torch.no_grad():
-            for m in net.modules():
-                if isinstance(m, nn.Conv2d):
-                    fan_in = m.in_channels * m.kernel_size[0] * m.kernel_size[1]
-                    m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2.0 / fan_in) ** 0.5)
-                    assert m.bias is not None
-                    m.bias.zero_()
-        return net
-    from ..weights.load import load_state_dict
-
-    net.load_torchvision(load_state_dict(path), source=str(path))
-    return net

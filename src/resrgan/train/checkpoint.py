@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from ..paths import temp_sibling
+from ..paths import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -57,19 +57,6 @@ def list_states(run_dir: str | os.PathLike[str]) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _debug_sleep(step: str) -> float:
     """``RESRGAN_DEBUG_SAVE_SLEEP`` = ``SECONDS`` (every save) or ``SECONDS@STEP`` (that step
     only)."""
@@ -83,7 +70,7 @@ def _debug_sleep(step: str) -> float:
 
 
 def atomic_torch_save(obj: Any, path: Path, *, debug_hooks: bool = False) -> Path:
-    """``torch.save`` to a temp file next to ``path``, fsync, then ``os.replace``."""
+    """``torch.save`` through :func:`resrgan.paths.atomic_path` (temp file, fsync, rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     torch.save(obj, buf)
@@ -91,30 +78,20 @@ def atomic_torch_save(obj: Any, path: Path, *, debug_hooks: bool = False) -> Pat
     step = str(obj.get("step")) if isinstance(obj, Mapping) else ""
     sleep_s = _debug_sleep(step) if debug_hooks else 0.0
     exit_in = os.environ.get("RESRGAN_DEBUG_SAVE_EXIT", "") if debug_hooks else ""
-    fd, tmp = temp_sibling(path)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            half = len(data) // 2
-            fh.write(data[:half])
-            if sleep_s > 0:
-                fh.flush()
-                log.warning(
-                    "RESRGAN_DEBUG_SAVE_SLEEP: sleeping %.1f s in the middle of a save", sleep_s
-                )
-                time.sleep(sleep_s)
-            if exit_in and step == exit_in:
-                fh.flush()
-                log.warning("RESRGAN_DEBUG_SAVE_EXIT: dying in the middle of saving %s", path.name)
-                os._exit(137)
-            fh.write(data[half:])
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        half = len(data) // 2
+        fh.write(data[:half])
+        if sleep_s > 0:
             fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+            log.warning(
+                "RESRGAN_DEBUG_SAVE_SLEEP: sleeping %.1f s in the middle of a save", sleep_s
+            )
+            time.sleep(sleep_s)
+        if exit_in and step == exit_in:
+            fh.flush()
+            log.warning("RESRGAN_DEBUG_SAVE_EXIT: dying in the middle of saving %s", path.name)
+            os._exit(137)
+        fh.write(data[half:])
     return path
 
 

@@ -1,8 +1,9 @@
 """Verified, atomic download of weight files.
 
 The file is streamed to a temporary name next to the destination, its SHA-256 is computed on the
-fly, and only a file whose hash matches (when one is known) is renamed into place with
-``os.replace``. A failed or interrupted download never leaves a partial file under the final name.
+fly, and only a file whose hash matches (when one is known) is renamed into place
+(:func:`resrgan.paths.atomic_path`). A failed or interrupted download never leaves a partial file
+under the final name.
 
 ``RESRGAN_OFFLINE=1`` refuses every download. Progress is reported through an optional callback
 ``progress(done_bytes, total_bytes_or_None)``; the CLI turns it into a tqdm bar.
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import WeightsError
-from ..paths import temp_sibling
+from ..paths import atomic_path
 
 # how to use a file fetched by hand, for every "cannot download" message
 MANUAL_HINT = "pass its path instead of the name (--model_path when upscaling)"
@@ -53,58 +54,57 @@ def download(
     size: int | None = None,
     progress: ProgressCallback | None = None,
     timeout: float = 60.0,
+    manual: str = MANUAL_HINT,
 ) -> Path:
     """Download ``url`` to ``dest`` atomically and verify it.
 
     ``size`` (bytes), ``sha256`` (full hex) and ``sha256_prefix`` (the first hex digits, as in
     BasicSR file names) are checked before the file is moved into place; on a mismatch the
     temporary file is deleted and WeightsError is raised. Refused with WeightsError when offline
-    (``RESRGAN_OFFLINE=1``).
+    (``RESRGAN_OFFLINE=1``). ``manual`` ends the messages that suggest fetching the file by hand
+    ("download the file yourself and ...").
     """
     dest = Path(dest)
     if offline():
         raise WeightsError(
             f"{dest.name}: download of {url} refused because RESRGAN_OFFLINE=1; unset it, or "
-            f"download the file yourself and {MANUAL_HINT}"
+            f"download the file yourself and {manual}"
         )
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = temp_sibling(dest, ".part")
-    tmp = Path(tmp_name)
     h = hashlib.sha256()
     done = 0
     log.info("downloading %s -> %s", url, dest)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                resp = urllib.request.urlopen(url, timeout=timeout)  # noqa: S310 (http/https/file only)
-            except (urllib.error.URLError, OSError, ValueError) as e:
-                raise WeightsError(
-                    f"{dest.name}: cannot download {url} ({e}); check the network, or download the "
-                    f"file yourself and {MANUAL_HINT}"
-                ) from None
-            with resp:
-                length = resp.headers.get("Content-Length") if resp.headers else None
-                total = int(length) if length and length.isdigit() else None
-                while True:
-                    try:
-                        block = resp.read(CHUNK)
-                    except (OSError, urllib.error.URLError) as e:
-                        raise WeightsError(
-                            f"{dest.name}: download of {url} interrupted after {done} bytes ({e}); "
-                            "run the command again"
-                        ) from None
-                    if not block:
-                        break
-                    out.write(block)
-                    h.update(block)
-                    done += len(block)
-                    if progress is not None:
-                        progress(done, total)
-            if total is not None and done != total:
-                raise WeightsError(
-                    f"{dest.name}: download of {url} incomplete ({done} of {total} bytes); run the "
-                    "command again"
-                )
+    with atomic_path(dest, suffix=".part") as tmp, open(tmp, "wb") as out:
+        try:
+            resp = urllib.request.urlopen(url, timeout=timeout)  # noqa: S310 (http/https/file only)
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            raise WeightsError(
+                f"{dest.name}: cannot download {url} ({e}); check the network, or download the "
+                f"file yourself and {manual}"
+            ) from None
+        with resp:
+            length = resp.headers.get("Content-Length") if resp.headers else None
+            total = int(length) if length and length.isdigit() else None
+            while True:
+                try:
+                    block = resp.read(CHUNK)
+                except (OSError, urllib.error.URLError) as e:
+                    raise WeightsError(
+                        f"{dest.name}: download of {url} interrupted after {done} bytes ({e}); "
+                        "run the command again"
+                    ) from None
+                if not block:
+                    break
+                out.write(block)
+                h.update(block)
+                done += len(block)
+                if progress is not None:
+                    progress(done, total)
+        if total is not None and done != total:
+            raise WeightsError(
+                f"{dest.name}: download of {url} incomplete ({done} of {total} bytes); run the "
+                "command again"
+            )
         if size is not None and done != size:
             raise WeightsError(
                 f"{dest.name}: download of {url} has {done} bytes, expected {size}; the file was "
@@ -120,9 +120,5 @@ def download(
                 "was deleted. The download may be corrupt or the file may have been replaced; "
                 "retry, or report it"
             )
-        os.replace(tmp, dest)
-        log.info("downloaded %s (%d bytes, sha256 %s)", dest, done, digest)
-        return dest
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    log.info("downloaded %s (%d bytes, sha256 %s)", dest, done, digest)
+    return dest

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..errors import WeightsError
-from ..paths import default_file_mode, temp_sibling
+from ..paths import atomic_path
 
 PTH_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
 PARAM_KEYS = ("params_ema", "params")
@@ -100,28 +100,32 @@ def load_model(
     except WeightsError as e:
         raise WeightsError(f"{path}: {e}") from None
     net = build_arch(arch, **kwargs)
-    try:
-        net.load_state_dict(sd, strict=True)
-    except RuntimeError as e:
-        raise WeightsError(
-            f"{path}: weights do not fit {arch}({kwargs}): {str(e).splitlines()[0]}"
-        ) from None
+    load_strict(net, sd, source=str(path), target=f"{arch}({kwargs})")
     net.eval()
     return net, arch, kwargs
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = temp_sibling(path)
-    os.close(fd)
+def load_strict(
+    net: nn.Module,
+    state_dict: Mapping[str, torch.Tensor],
+    *,
+    source: str,
+    target: str,
+    hint: str = "",
+) -> None:
+    """``net.load_state_dict(state_dict, strict=True)``, with a mismatch (missing, unexpected or
+    differently shaped keys) raised as WeightsError: ``"{source}: weights do not fit {target}:
+    {torch's first complaint}[; {hint}]"``."""
     try:
-        write(tmp)
-        os.chmod(tmp, default_file_mode())  # some writers replace the temp file: set it last
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        net.load_state_dict(state_dict, strict=True)
+    except RuntimeError as e:
+        lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+        detail = (lines[1] if len(lines) > 1 else lines[0]) if lines else type(e).__name__
+        if len(detail) > 200:
+            detail = detail[:197] + "..."
+        raise WeightsError(
+            f"{source}: weights do not fit {target}: {detail}" + (f"; {hint}" if hint else "")
+        ) from None
 
 
 def save_weights(
@@ -137,12 +141,14 @@ def save_weights(
     """
     p = Path(path)
     sd = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
-    if p.suffix == ".safetensors":
-        from safetensors.torch import save_file
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(p) as tmp:
+        if p.suffix == ".safetensors":
+            from safetensors.torch import save_file
 
-        _atomic_write(p, lambda tmp: save_file(sd, tmp, metadata=dict(metadata or {})))
-    else:
-        _atomic_write(p, lambda tmp: torch.save({"params_ema": sd}, tmp))
+            save_file(sd, tmp, metadata=dict(metadata or {}))
+        else:
+            torch.save({"params_ema": sd}, tmp)
     return p
 
 

@@ -493,7 +493,7 @@ def load_zoo_model(
     alone. Ignored for other models.
     """
     from ..nets import build_arch
-    from .load import interpolate_state_dicts, load_state_dict
+    from .load import interpolate_state_dicts, load_state_dict, load_strict
 
     info = get_model_info(name)
     path = resolve_weights(info.name, download=download, progress=progress)
@@ -508,12 +508,12 @@ def load_zoo_model(
     elif denoise_strength is not None:
         log.debug("%s: denoise_strength ignored (no DNI twin)", info.name)
     net = build_arch(info.arch, **dict(info.kwargs))
-    try:
-        net.load_state_dict(sd, strict=True)
-    except RuntimeError as e:
-        raise WeightsError(
-            f"{path}: weights do not fit {info.name} ({info.arch} {dict(info.kwargs)}): "
-            f"{str(e).splitlines()[0]}; delete the file to fetch it again, or pass --model_path"
-        ) from None
+    load_strict(
+        net,
+        sd,
+        source=str(path),
+        target=f"{info.name} ({info.arch} {dict(info.kwargs)})",
+        hint="delete the file to fetch it again, or pass --model_path",
+    )
     net.eval()
     return net, info
