@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from itertools import islice
 
-from resrgan.train.distributed import ShardedBatchSampler, derive_seed
+from resrgan.train.distributed import ShardedBatchSampler
 
 
 def _take(s: ShardedBatchSampler, batches: int) -> list[list[tuple[int, int]]]:
@@ -45,10 +45,7 @@ def test_small_dataset_repeats_with_distinct_draws() -> None:
     assert sorted({e for e, _ in batch}) == [0, 1]
 
 
-def test_seed_changes_the_order_and_derive_seed_is_stable() -> None:
+def test_seed_changes_the_order() -> None:
     assert _take(ShardedBatchSampler(50, batch_size=5, seed=0), 2) != _take(
         ShardedBatchSampler(50, batch_size=5, seed=1), 2
     )
-    assert derive_seed(0, "degrade", 0, 1) == derive_seed(0, "degrade", 0, 1)
-    assert derive_seed(0, "degrade", 0, 1) != derive_seed(0, "degrade", 1, 1)
-    assert 0 <= derive_seed("x") < 2**63

@@ -77,7 +77,6 @@ def _grid(gts: list[Any], lqs: list[Any]) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     import json
-    import os
     import sys
     from pathlib import Path
 
@@ -85,11 +84,13 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from ..data.hr import HRFolder, item_seed
+    from ..data.hr import HRFolder
     from ..degrade.params import sample_degradation
     from ..degrade.pipeline import make_training_batch
     from ..errors import ImageReadError, UsageError
     from ..io.images import write_image
+    from ..paths import atomic_path
+    from ..seeds import derive_seed
 
     if args.num < 1:
         raise UsageError(f"--num: {args.num} must be at least 1")
@@ -115,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     for d in subdirs:
         (out / d).mkdir(parents=True, exist_ok=True)
 
-    params_gen = torch.Generator().manual_seed(item_seed(args.seed, -1, 0))
+    params_gen = torch.Generator().manual_seed(derive_seed(args.seed, -1, 0, scheme="splitmix64"))
     order: list[int] = []
     epoch = -1
     cursor = 0
@@ -126,7 +127,9 @@ def run(args: argparse.Namespace) -> int:
         while True:
             if cursor >= len(order):
                 epoch += 1
-                g = torch.Generator().manual_seed(item_seed(args.seed, epoch, -1))
+                g = torch.Generator().manual_seed(
+                    derive_seed(args.seed, epoch, -1, scheme="splitmix64")
+                )
                 order = torch.randperm(len(data), generator=g).tolist()
                 cursor = 0
                 data.set_epoch(epoch)
@@ -141,12 +144,12 @@ def run(args: argparse.Namespace) -> int:
                 if failures >= len(data):
                     raise ImageReadError(f"{args.input}: none of the images can be read") from None
 
-    tmp_jsonl = out / f".params.jsonl.tmp-{os.getpid()}"
     grid_gt: list[Any] = []
     grid_lq: list[Any] = []
     done = 0
     batches = (args.num + args.batch_size - 1) // args.batch_size
     with (
+        atomic_path(out / "params.jsonl") as tmp_jsonl,
         open(tmp_jsonl, "w", encoding="utf-8") as log,
         tqdm(total=args.num, unit="pair", file=sys.stderr, disable=None) as bar,
     ):
@@ -185,7 +188,6 @@ def run(args: argparse.Namespace) -> int:
                     grid_lq.append(arrays["lq"][i])
                 done += 1
                 bar.update(1)
-    os.replace(tmp_jsonl, out / "params.jsonl")
     if args.grid:
         write_image(out / "grid.png", _grid(grid_gt, grid_lq))
     print(

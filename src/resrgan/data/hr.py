@@ -17,20 +17,11 @@ import torch
 from torch import Tensor
 
 from ..errors import ImageReadError, UsageError
+from ..seeds import derive_seed
 
 log = logging.getLogger(__name__)
 
 _SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
-_MIX = 0x9E3779B97F4A7C15  # odd 64-bit constant (golden ratio) for seed mixing
-
-
-def item_seed(seed: int, epoch: int, index: int) -> int:
-    """A 63-bit seed from (seed, epoch, index) (splitmix64 finaliser), independent of workers."""
-    x = (seed * 1_000_003 + epoch) * 1_000_033 + index
-    x = (x + _MIX) & 0xFFFFFFFFFFFFFFFF
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
-    return (x ^ (x >> 31)) & 0x7FFFFFFFFFFFFFFF
 
 
 def read_rgb_float(path: str | os.PathLike[str]) -> np.ndarray:
@@ -138,7 +129,9 @@ class HRFolder(torch.utils.data.Dataset):
 
     def augment(self, img: Tensor, index: int) -> Tensor:
         """Flip, pad and crop one (3, H, W) image as item ``index`` of the current epoch would."""
-        g = torch.Generator().manual_seed(item_seed(self.seed, self.epoch, index))
+        g = torch.Generator().manual_seed(
+            derive_seed(self.seed, self.epoch, index, scheme="splitmix64")
+        )
         s = self.crop_pad_size
         if self.use_hflip and torch.rand(1, generator=g).item() < 0.5:
             img = img.flip(-1)

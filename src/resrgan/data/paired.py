@@ -9,7 +9,6 @@ of workers.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -17,13 +16,9 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError, ImageReadError
+from ..seeds import derive_seed
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-
-
-def _item_seed(seed: int, epoch: int, index: int) -> int:
-    h = hashlib.sha256(f"paired/{seed}/{epoch}/{index}".encode()).digest()
-    return int.from_bytes(h[:8], "little") & ((1 << 63) - 1)
 
 
 def _read_rgb(path: Path) -> torch.Tensor:
@@ -122,7 +117,7 @@ class PairedFolder(torch.utils.data.Dataset):
                 f"{lq_path}: LQ {(hl, wl)} is smaller than the patch {ls}x{ls} "
                 f"(gt_size {gs} / scale {s})"
             )
-        g = torch.Generator().manual_seed(_item_seed(self.seed, self.epoch, index))
+        g = torch.Generator().manual_seed(derive_seed("paired", self.seed, self.epoch, index))
         top = int(torch.randint(0, hl - ls + 1, (1,), generator=g))
         left = int(torch.randint(0, wl - ls + 1, (1,), generator=g))
         flip = bool(torch.rand((), generator=g) < 0.5) and self.use_hflip

@@ -11,12 +11,13 @@ values differ from upstream's stream while the distribution is the same.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from torch import Tensor
+
+from ..seeds import derive_seed
 
 GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision rgb_to_grayscale, as upstream uses
 
@@ -25,12 +26,9 @@ Generators = torch.Generator | Sequence[torch.Generator]
 
 
 def derived_seed(seed: int, key: int | str) -> int:
-    """A 63-bit seed derived from ``seed`` and ``key`` (a sample index or a name) by BLAKE2b.
-
-    Different keys give unrelated seeds (also in the low 32 bits, which are all the CPU
-    generator uses)."""
-    digest = hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") >> 1
+    """The noise seed of one sample (``key``: its index, or ``"gray"``):
+    :func:`resrgan.seeds.derive_seed` with the pinned ``"blake2b"`` scheme."""
+    return derive_seed(seed, key, scheme="blake2b")
 
 
 def sample_generators(

@@ -11,7 +11,6 @@ what makes "train 2N" equal "train N, resume, train N".
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Iterator
@@ -20,6 +19,8 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+
+from ..seeds import derive_seed
 
 log = logging.getLogger(__name__)
 
@@ -87,13 +88,9 @@ def all_gather_object(obj: Any, info: DistInfo) -> list[Any]:
     return out
 
 
-def derive_seed(*parts: object) -> int:
-    """A 63-bit seed that is a pure function of ``parts`` (e.g. seed, purpose, rank, step)."""
-    h = hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()
-    return int.from_bytes(h[:8], "little") & ((1 << 63) - 1)
-
-
 def make_generator(*parts: object, device: str | torch.device = "cpu") -> torch.Generator:
+    """A generator seeded with :func:`resrgan.seeds.derive_seed` of ``parts`` (e.g. seed,
+    purpose, rank, step)."""
     return torch.Generator(device=device).manual_seed(derive_seed(*parts))
 
 

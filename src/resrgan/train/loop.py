@@ -23,6 +23,8 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, ModelNotFoundError, UsageError, WeightsError
+from ..paths import atomic_path
+from ..seeds import derive_seed
 from .checkpoint import (
     atomic_torch_save,
     list_states,
@@ -40,7 +42,6 @@ from .distributed import (
     all_reduce_mean,
     barrier,
     cleanup_distributed,
-    derive_seed,
     init_distributed,
     make_generator,
 )
@@ -126,7 +127,7 @@ def load_init_weights(
 ) -> list[str]:
     """Load pretrained weights. Non-strict loading skips keys whose shapes differ (as BasicSR
     renames them to ``<key>.ignore``) and missing keys; returns the skipped key names."""
-    from ..weights.load import load_state_dict
+    from ..weights.load import load_state_dict, load_strict
 
     path = resolve_init(name_or_path, field=field)
     try:
@@ -137,13 +138,13 @@ def load_init_weights(
         sd = load_state_dict(path)  # fall back params_ema -> params -> bare, as BasicSR does
     own = net.state_dict()
     if strict:
-        try:
-            net.load_state_dict(sd, strict=True)
-        except RuntimeError as e:
-            raise WeightsError(
-                f"{field}: {path} does not fit the configured network "
-                f"({str(e).splitlines()[0][:200]}); check network_g or set init_strict: false"
-            ) from None
+        load_strict(
+            net,
+            sd,
+            source=f"{field}: {path}",
+            target="the configured network",
+            hint="check network_g or set init_strict: false",
+        )
         return []
     skipped = [k for k, v in sd.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
     skipped += [k for k in own if k not in sd]
@@ -451,9 +452,8 @@ def _run(
         import yaml
 
         run_dir.mkdir(parents=True, exist_ok=True)
-        tmp = run_dir / ".config.yaml.tmp"
-        tmp.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
-        os.replace(tmp, run_dir / "config.yaml")
+        with atomic_path(run_dir / "config.yaml") as tmp:
+            tmp.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), encoding="utf-8")
     barrier(info)
 
     # 2. networks (initialised from the seed without touching the caller's global RNG), weights
@@ -475,7 +475,7 @@ def _run(
     percep = None
     if esrgan and cfg.losses.perceptual_weight > 0 and any(cfg.losses.layer_weights):
         from ..losses import PerceptualLoss
-        from ..nets.vgg import build_vgg19_features
+        from ..weights.vgg19 import build_vgg19_features
 
         names = ("conv1_2", "conv2_2", "conv3_4", "conv4_4", "conv5_4")
         # layers with weight 0 are not computed: the VGG is truncated after the deepest used one
