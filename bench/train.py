@@ -50,11 +50,11 @@ def _synthetic_hr(root: Path, n: int = 8) -> Path:
 
 
 def bench(arch: str, with_data: bool, args: argparse.Namespace, amp: str = "none") -> float:
-    from resrgan.train.config import NetGConfig, TrainConfig, validate
-    from resrgan.train.distributed import EpochIndexed, ShardedBatchSampler, make_generator
-    from resrgan.train.ema import ema_update, make_ema
-    from resrgan.train.loop import build_discriminator, build_generator
-    from resrgan.train.steps import (
+    from resrgan.training.config import NetGConfig, TrainConfig, validate
+    from resrgan.training.distributed import EpochIndexed, ShardedBatchSampler, make_generator
+    from resrgan.training.ema import ema_update, make_ema
+    from resrgan.training.loop import build_discriminator, build_generator
+    from resrgan.training.steps import (
         Batch,
         discriminator_step,
         esrnet_step,

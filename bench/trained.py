@@ -54,7 +54,7 @@ def synthetic_set(hr_dir: Path, n: int) -> tuple[list[np.ndarray], list[np.ndarr
     from resrgan.degrade.config import DegradationConfig
     from resrgan.degrade.params import sample_degradation
     from resrgan.degrade.pipeline import make_training_batch
-    from resrgan.train.distributed import make_generator
+    from resrgan.training.distributed import make_generator
 
     cfg = DegradationConfig()
     folders: dict[int, HRFolder] = {}

@@ -1,12 +1,12 @@
 """DESIGN's one-way layers, read from the source with ``ast`` (every import statement, lazy ones
 inside functions and TYPE_CHECKING ones included):
 
-    cli -> serve -> infer/train/export -> degrade/nets/losses/weights/io/data/metrics
+    cli -> serve -> infer/training/export -> degrade/nets/losses/weights/io/data/metrics
         -> config -> errors/paths/seeds/allocator -> torch
 
 An import may go down the layers or stay in its layer, never up; ``nets`` imports nothing from
-``weights``/``infer``/``train``/``cli`` (a network class is the upstream computation, nothing
-about files); ``infer`` never imports ``train``; and the subpackages import each other without
+``weights``/``infer``/``training``/``cli`` (a network class is the upstream computation, nothing
+about files); ``infer`` never imports ``training``; and the subpackages import each other without
 cycles.
 """
 
@@ -27,7 +27,7 @@ LAYERS: dict[str, int] = {
     "cli": 6,
     "serve": 5,
     "infer": 4,
-    "train": 4,
+    "training": 4,
     "export": 4,
     "degrade": 3,
     "nets": 3,
@@ -50,9 +50,9 @@ LAYERS: dict[str, int] = {
 ALLOWED: dict[tuple[str, str], str] = {}
 
 FORBIDDEN: dict[str, tuple[str, ...]] = {
-    "nets": ("weights", "infer", "train", "cli", "serve", "export"),
-    "infer": ("train",),
-    "degrade": ("train",),
+    "nets": ("weights", "infer", "training", "cli", "serve", "export"),
+    "infer": ("training",),
+    "degrade": ("training",),
 }
 
 

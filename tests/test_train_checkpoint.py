@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from resrgan.train.checkpoint import (
+from resrgan.training.checkpoint import (
     list_states,
     load_latest_state,
     load_scheduler_state,
@@ -88,7 +88,7 @@ def test_scheduler_state_round_trips_through_weights_only(tmp_path: Path) -> Non
 
 _DIE_SCRIPT = """
 import sys, torch
-from resrgan.train.checkpoint import save_state
+from resrgan.training.checkpoint import save_state
 run = sys.argv[1]
 for step in (1, 2):
     save_state(run, {"step": step, "config": {}, "net_g": {"w": torch.ones(64, 64) * step},

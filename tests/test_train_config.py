@@ -10,8 +10,8 @@ import torch
 from resrgan.cli import main
 from resrgan.errors import ConfigError, WeightsError
 from resrgan.nets import RRDBNet
-from resrgan.train.config import TrainConfig, load_train_config, validate
-from resrgan.train.loop import load_init_weights
+from resrgan.training.config import TrainConfig, load_train_config, validate
+from resrgan.training.loop import load_init_weights
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -202,15 +202,18 @@ def test_cuda_requested_without_cuda(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "--device cuda: CUDA is not available here; use --device cpu" in capsys.readouterr().err
 
 
-def test_resrgan_train_is_callable_whatever_the_import_order() -> None:
-    import resrgan
-    import resrgan.train.config  # noqa: F401  (binds the subpackage to resrgan.train)
-    from resrgan.train.loop import train
+def test_resrgan_train_is_the_function_whatever_the_import_order() -> None:
+    """The package is ``resrgan.training``: importing it never rebinds ``resrgan.train``."""
+    import inspect
 
-    assert callable(resrgan.train)
+    import resrgan
+    import resrgan.training.config  # noqa: F401
+    from resrgan.training.loop import train
+
+    assert resrgan.train is train and inspect.isfunction(resrgan.train)
+    assert inspect.ismodule(resrgan.training) and not callable(resrgan.training)
     with pytest.raises(ConfigError, match="unknown config key 'nope'"):
         resrgan.train({"nope": 1}, run_dir="unused")  # type: ignore[arg-type]
-    assert train.__name__ == "train"
 
 
 def test_cli_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:

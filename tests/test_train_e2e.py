@@ -13,7 +13,7 @@ import torch
 from _train_data import make_hr_folder
 from resrgan.cli import main
 from resrgan.nets.unet_disc import UNetDiscriminatorSN
-from resrgan.train.checkpoint import list_states, load_state
+from resrgan.training.checkpoint import list_states, load_state
 from resrgan.weights.load import load_model, load_state_dict
 
 REPO = Path(__file__).resolve().parents[1]

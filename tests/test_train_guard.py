@@ -13,9 +13,9 @@ import torch
 
 from _train_data import make_hr_folder
 from resrgan.cli import main
-from resrgan.train.checkpoint import list_states
-from resrgan.train.config import GuardConfig
-from resrgan.train.guard import Guard, TrainingStopped, output_stats
+from resrgan.training.checkpoint import list_states
+from resrgan.training.config import GuardConfig
+from resrgan.training.guard import Guard, TrainingStopped, output_stats
 
 REPO = Path(__file__).resolve().parents[1]
 

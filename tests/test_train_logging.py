@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from resrgan.train.logging import MetricsLogger, read_metrics
+from resrgan.training.logging import MetricsLogger, read_metrics
 
 
 def test_records_are_json_lines_with_a_time(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ import torch
 
 from _train_data import make_hr_folder
 from resrgan.cli import main
-from resrgan.train.checkpoint import list_states, load_latest_state, load_state
+from resrgan.training.checkpoint import list_states, load_latest_state, load_state
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = str(REPO / "configs" / "smoke.yaml")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from itertools import islice
 
-from resrgan.train.distributed import ShardedBatchSampler
+from resrgan.training.distributed import ShardedBatchSampler
 
 
 def _take(s: ShardedBatchSampler, batches: int) -> list[list[tuple[int, int]]]:

@@ -12,9 +12,9 @@ from torch import nn
 from resrgan.losses import PerceptualLoss, gan_loss
 from resrgan.nets import SRVGGNetCompact
 from resrgan.nets.unet_disc import UNetDiscriminatorSN
-from resrgan.train.config import LossConfig
-from resrgan.train.ema import ema_update, make_ema
-from resrgan.train.steps import Batch, discriminator_step, esrnet_step, generator_step
+from resrgan.training.config import LossConfig
+from resrgan.training.ema import ema_update, make_ema
+from resrgan.training.steps import Batch, discriminator_step, esrnet_step, generator_step
 from resrgan.weights.vgg19 import build_vgg19_features
 
 
@@ -152,8 +152,8 @@ def test_pool_targets_esrnet_pools_sharpened_gt_esrgan_recomputes_usm() -> None:
     from resrgan.degrade.pipeline import make_training_batch
     from resrgan.degrade.pool import PairPool
     from resrgan.degrade.sharpen import usm_sharpen
-    from resrgan.train.config import load_train_config
-    from resrgan.train.steps import synthesize_batch
+    from resrgan.training.config import load_train_config
+    from resrgan.training.steps import synthesize_batch
 
     cfg = load_train_config(Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml")
     gt400 = torch.rand(2, 3, 96, 96, generator=torch.Generator().manual_seed(0))
@@ -187,8 +187,8 @@ def test_pool_targets_esrnet_pools_sharpened_gt_esrgan_recomputes_usm() -> None:
 def test_validation_metrics_closed_form() -> None:
     import math
 
-    from resrgan.train.config import TrainConfig
-    from resrgan.train.loop import ValSet, validate_net
+    from resrgan.training.config import TrainConfig
+    from resrgan.training.loop import ValSet, validate_net
 
     class Shift(nn.Module):  # nearest x4 upsampling plus a constant of 10/255
         def forward(self, x: torch.Tensor) -> torch.Tensor:

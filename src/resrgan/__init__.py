@@ -26,7 +26,7 @@ _EXPORTS: dict[str, str] = {
     "Upscaler": "resrgan.infer.upscaler",
     "RealESRGANer": "resrgan.infer.legacy",
     "degrade": "resrgan.degrade.pipeline",
-    "train": "resrgan.train.loop",
+    "train": "resrgan.training.loop",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])

@@ -46,8 +46,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from ..train.config import load_train_config
-    from ..train.loop import train
+    from ..training.config import load_train_config
+    from ..training.loop import train
 
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
