@@ -345,6 +345,62 @@ def _damaged(tmp_path: Path) -> Path:
     return bad
 
 
+def _unknown_codec(folder: Path) -> Path:
+    """A valid MP4 whose video sample entry says 'zzzz' instead of 'avc1': FFmpeg has no codec
+    for that fourcc, so the stream is there but cannot be decoded."""
+    clip = make_clip(folder / "ok.mp4", n=3, audio=None)
+    data = clip.path.read_bytes()
+    assert data.count(b"avc1") == 2  # the brand in ftyp and the sample entry in stsd
+    bad = folder / "odd.mp4"
+    bad.write_bytes(data.replace(b"avc1", b"zzzz"))
+    clip.path.unlink()
+    return bad
+
+
+def test_unsupported_codec_raises_and_leaves_nothing(tmp_path: Path, up: Upscaler) -> None:
+    bad = _unknown_codec(tmp_path)
+    out = tmp_path / "o.mp4"
+    with pytest.raises(VideoReadError, match=r"odd.mp4: unsupported video codec: FFmpeg .* does"):
+        _run(bad, out, up)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["odd.mp4"]
+
+
+def test_cli_reports_an_unsupported_codec_in_one_line_and_goes_on(
+    tmp_path: Path, weights: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    bad = _unknown_codec(src)
+    make_clip(src / "pass.mp4", n=3, audio=None)
+    out = tmp_path / "out"
+    code = main(["video", "-i", str(src), "-o", str(out), "--model_path", str(weights)])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert sorted(p.name for p in out.iterdir()) == ["pass_out.mp4"]
+    err = [ln for ln in captured.err.splitlines() if ln.startswith("failed")]
+    assert err == [
+        f"failed   {bad}: {bad}: unsupported video codec: FFmpeg {av.ffmpeg_version_info} "
+        "(in PyAV) does not know it, so it cannot be decoded"
+    ]
+    assert "done 1, skipped 0, failed 1" in captured.out
+
+
+def test_cli_encoder_missing_from_this_pyav_is_one_usage_line(
+    tmp_path: Path, weights: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if "libopenh264" in vio.available_encoders():
+        pytest.skip("this PyAV build has libopenh264")
+    clip = make_clip(tmp_path / "c.mp4", n=2, audio=None)
+    args = ["video", "-i", str(clip.path), "-o", str(tmp_path / "o"), "--model_path", str(weights)]
+    assert main([*args, "--codec", "libopenh264"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "resrgan video: error: --codec: this PyAV build has no 'libopenh264' encoder; available: "
+        + ", ".join(vio.available_encoders())
+    ]
+    assert not (tmp_path / "o").exists()
+
+
 def test_damaged_video_raises_and_leaves_nothing(tmp_path: Path, up: Upscaler) -> None:
     bad = _damaged(tmp_path)
     out = tmp_path / "o.mp4"

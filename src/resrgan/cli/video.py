@@ -288,10 +288,15 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from ..infer.shard import resolve_shard, share
     from ..infer.video import VideoSettings, describe_error, plan_video_jobs, upscale_video
-    from ..io.video import require_av
+    from ..io.video import require_av, resolve_encoder
 
     _validate(args)
     require_av()
+    # an encoder, pixel format or CRF this PyAV build cannot take is a usage error: say so before
+    # any model is loaded or file touched (each file is resolved again for its own bit depth)
+    resolve_encoder(
+        codec=args.codec, pix_fmt=args.pix_fmt, crf=args.crf, preset=args.preset, bit_depth=8
+    )
     os.environ.setdefault("SVT_LOG", "2")  # SVT-AV1 prints its banner at info level (3)
     settings = VideoSettings(
         outscale=args.outscale,

@@ -316,6 +316,11 @@ def _open_input(path: Path) -> Any:
         raise VideoReadError(f"{path}: not a readable video ({_ff_reason(e)})") from None
 
 
+def _ffmpeg_version() -> str:
+    """The version of the FFmpeg libraries PyAV was built with, e.g. ``8.0``."""
+    return str(getattr(require_av(), "ffmpeg_version_info", "?"))
+
+
 def _ff_reason(e: BaseException) -> str:
     """FFmpeg's error text without the file name PyAV appends."""
     text = getattr(e, "strerror", None) or str(e)
@@ -416,9 +421,17 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
     with _open_input(path) as container:
         vs = _pick_video_stream(container, path)
         cc = vs.codec_context
+        if cc is None:  # FFmpeg does not know the codec (an unknown fourcc or codec id)
+            raise VideoReadError(
+                f"{path}: unsupported video codec: FFmpeg {_ffmpeg_version()} (in PyAV) does not "
+                "know it, so it cannot be decoded"
+            )
         codec = getattr(getattr(cc, "codec", None), "name", None) or getattr(cc, "name", "?")
-        if cc is None or not getattr(cc, "is_decoder", True):
-            raise VideoReadError(f"{path}: video codec {codec} cannot be decoded by this build")
+        if not getattr(cc, "is_decoder", True):
+            raise VideoReadError(
+                f"{path}: unsupported video codec {codec}: FFmpeg {_ffmpeg_version()} (in PyAV) "
+                "has no decoder for it"
+            )
         tb = vs.time_base
         if tb is None:
             raise VideoReadError(f"{path}: the video stream has no time base")
