@@ -29,9 +29,7 @@ from .checkpoint import (
     atomic_torch_save,
     list_states,
     load_latest_state,
-    load_scheduler_state,
     save_state,
-    scheduler_state,
 )
 from .config import TrainConfig, config_to_dict, load_train_config, validate
 from .distributed import (
@@ -48,6 +46,7 @@ from .distributed import (
 from .ema import ema_decay_at, ema_update, make_ema, unwrap
 from .guard import Guard, TrainingStopped, keep_last_good
 from .logging import MetricsLogger
+from .state import TrainState
 from .steps import (
     Batch,
     discriminator_step,
@@ -511,24 +510,16 @@ def _run(
 
         pool = PairPool(cfg.degradation.queue_size)
 
+    state = TrainState(
+        net_g, net_g_ema, opt_g, sched_g, scaler_g, net_d, opt_d, sched_d, scaler_d, pool
+    )
+
     # 4. resume: every piece of state, including the pool and the RNG states
     start = 0
     if found is not None:
         path, st = found
         start = int(st["step"])
-        net_g.load_state_dict(st["net_g"])
-        net_g_ema.load_state_dict(st["net_g_ema"])
-        opt_g.load_state_dict(st["optim_g"])
-        load_scheduler_state(sched_g, st["sched_g"])
-        scaler_g.load_state_dict(st["scaler_g"])
-        if net_d is not None:
-            assert opt_d is not None and sched_d is not None and scaler_d is not None
-            net_d.load_state_dict(st["net_d"])
-            opt_d.load_state_dict(st["optim_d"])
-            load_scheduler_state(sched_d, st["sched_d"])
-            scaler_d.load_state_dict(st["scaler_d"])
-        if pool is not None and st.get("pool") is not None:
-            pool.load_state_dict(_to_device(st["pool"], device))
+        state.load_state_dict(st, device=device)
         if info.is_main:  # the states saved are rank 0's
             check_rng_states(st["rng"], cfg, info, start + 1)
         changed = _config_changes(st["config"], config_to_dict(cfg))
@@ -573,24 +564,11 @@ def _run(
             st: dict[str, Any] = {
                 "step": step,
                 "config": config_to_dict(cfg),
-                "net_g": unwrap(net_g).state_dict(),
-                "net_g_ema": net_g_ema.state_dict(),
-                "optim_g": opt_g.state_dict(),
-                "sched_g": scheduler_state(sched_g),
-                "scaler_g": scaler_g.state_dict(),
-                "pool": _to_device(pool.state_dict(), "cpu") if pool is not None else None,
+                **state.state_dict(),
                 "rng": rng_states(cfg, info, step + 1),
                 "data_position": step,
                 "world_size": info.world_size,
             }
-            if net_d is not None:
-                assert opt_d is not None and sched_d is not None and scaler_d is not None
-                st.update(
-                    net_d=net_d.state_dict(),
-                    optim_d=opt_d.state_dict(),
-                    sched_d=scheduler_state(sched_d),
-                    scaler_d=scaler_d.state_dict(),
-                )
             write_model(run_dir, net_g_ema, cfg, step)
             save_state(run_dir, st, keep=cfg.checkpoint.keep)
         barrier(info)
@@ -775,16 +753,6 @@ def _config_changes(old: Any, new: Any, prefix: str = "") -> list[str]:
     if key in ("total_iters", "data.root") or old == new:
         return []
     return [f"{key}: {old!r} -> {new!r}"]
-
-
-def _to_device(obj: Any, device: torch.device | str) -> Any:
-    if isinstance(obj, torch.Tensor):
-        return obj.to(device)
-    if isinstance(obj, dict):
-        return {k: _to_device(v, device) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_device(v, device) for v in obj)
-    return obj
 
 
 __all__ = ["TrainResult", "build_discriminator", "build_generator", "train"]
