@@ -102,84 +102,124 @@ def make_clip(path: Path, width: int, height: int, frames: int) -> Path:
     return path
 
 
-def stage_times(model: str, clip: Path, out: Path) -> dict[str, float]:
-    """Seconds for decode, network and encode alone, then the pipelined upscale_video."""
+def _timed(fn: Any) -> tuple[Any, float, float]:
+    """``fn()``, its wall seconds and its CPU seconds (every thread of this process)."""
+    w, c = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - w, time.process_time() - c
+
+
+def stage_times(model: str, clip: Path, out: Path) -> dict[str, tuple[float, float]]:
+    """(wall, CPU) seconds for decode, network and encode alone, then the pipelined
+    upscale_video; and the frame count."""
     from resrgan import Upscaler
     from resrgan.infer.video import VideoJob, VideoSettings, upscale_video
     from resrgan.io import video as vio
 
     up = Upscaler(model, tile=0, precision="fp32")
     info = vio.probe(clip)
-    t = time.perf_counter()
-    with vio.VideoReader(info) as reader:
-        decoded = list(reader.frames())
-    decode = time.perf_counter() - t
-    t = time.perf_counter()
-    outs = [(p, up.upscale(f)) for p, f in decoded]
-    network = time.perf_counter() - t
+
+    def decode() -> list[tuple[int, np.ndarray]]:
+        with vio.VideoReader(info) as reader:
+            return list(reader.frames())
+
+    decoded, *t_decode = _timed(decode)
+    outs, *t_network = _timed(lambda: [(p, up.upscale(f)) for p, f in decoded])
     enc = vio.resolve_encoder(codec=None, pix_fmt=None, crf=None, preset=None, bit_depth=8)
     oh, ow = outs[0][1].shape[:2]
-    t = time.perf_counter()
-    writer = vio.SegmentWriter(
-        out.with_suffix(".seg.mp4"), enc, width=ow, height=oh, time_base=info.time_base,
-        frame_rate=info.frame_rate, colour=info.colour, sar=None,
-    )  # fmt: skip
-    for p, f in outs:
-        writer.write(p, f)
-    writer.close()
-    encode = time.perf_counter() - t
-    del outs, decoded
-    t = time.perf_counter()
-    result = upscale_video(VideoJob(clip, out, named=True), up, VideoSettings(), overwrite=True)
-    total = time.perf_counter() - t
+
+    def encode() -> None:
+        writer = vio.SegmentWriter(
+            out.with_suffix(".seg.mp4"), enc, width=ow, height=oh, time_base=info.time_base,
+            frame_rate=info.frame_rate, colour=info.colour, sar=None,
+        )  # fmt: skip
+        for p, f in outs:
+            writer.write(p, f)
+        writer.close()
+
+    _, *t_encode = _timed(encode)
+    outs.clear()  # free the frames before the pipelined run
+    decoded.clear()
+    job, settings = VideoJob(clip, out, named=True), VideoSettings()
+    result, *t_total = _timed(lambda: upscale_video(job, up, settings, overwrite=True))
     assert result.frames == info.frames
-    return {"frames": info.frames, "decode": decode, "network": network, "encode": encode,
-            "pipelined": total}  # fmt: skip
+    return {"frames": (info.frames, info.frames), "decode": tuple(t_decode),
+            "network": tuple(t_network), "encode": tuple(t_encode),
+            "pipelined": tuple(t_total)}  # fmt: skip
 
 
 def speed(frames: int, tmp: Path) -> None:
-    print(f"\n## speed (CPU, fp32, no tiling, {frames} frames, torch threads "
-          f"{__import__('torch').get_num_threads()})\n")  # fmt: skip
+    print(f"\n## speed (CPU, fp32, no tiling, torch threads "
+          f"{__import__('torch').get_num_threads()}; wall / CPU of all threads)\n")  # fmt: skip
     print(
-        "| model | input | decode ms/frame | network ms/frame | encode ms/frame | pipelined "
-        "fps | overhead vs network |"
+        "| model | input | frames | decode ms/frame | network ms/frame | encode ms/frame | "
+        "decode + encode vs network | pipelined fps | pipelined vs network alone |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for model, w, h in SPEED_ROWS:
-        n = max(2, frames // 4) if model == "RealESRGAN_x4plus" else frames
+        n = max(3, frames // 2) if model == "RealESRGAN_x4plus" else frames
         clip = make_clip(tmp / f"{model}_{w}x{h}.mp4", w, h, n)
         s = stage_times(model, clip, tmp / f"{model}_{w}x{h}_out.mp4")
-        per = {k: 1000 * s[k] / s["frames"] for k in ("decode", "network", "encode")}
-        overhead = (s["pipelined"] - s["network"]) / s["network"]
-        fps = s["frames"] / s["pipelined"]
-        print(f"| {model} | {w}x{h} | {per['decode']:.1f} | {per['network']:.0f} | "
-              f"{per['encode']:.0f} | {fps:.3f} | {100 * overhead:+.1f} % |",
-              flush=True)  # fmt: skip
+        k = s["frames"][0]
+
+        def ms(stage: str, s: dict[str, tuple[float, float]] = s, k: int = k) -> str:
+            return " / ".join(f"{1000 * v / k:.0f}" for v in s[stage])
+
+        io = [
+            100 * (s["decode"][i] + s["encode"][i]) / s["network"][i] for i in (0, 1)
+        ]  # wall, CPU
+        over = [100 * (s["pipelined"][i] - s["network"][i]) / s["network"][i] for i in (0, 1)]
+        print(f"| {model} | {w}x{h} | {k} | {ms('decode')} | {ms('network')} | {ms('encode')} | "
+              f"{io[0]:.1f} / {io[1]:.1f} % | {k / s['pipelined'][0]:.3f} | "
+              f"{over[0]:+.1f} / {over[1]:+.1f} % |", flush=True)  # fmt: skip
 
 
 def _child(argv: list[str]) -> dict[str, Any]:
-    """Run this script's hidden ``--child`` mode; returns its JSON line."""
+    """Run this script's hidden ``--child`` mode; returns its JSON line plus ``wall`` (seconds
+    from starting the process to its exit: Python start-up, imports and model loading included),
+    ``cpu`` (user + system seconds of the child and the processes it waited for, e.g. the
+    original's ffmpeg) and ``start`` (``time.time()`` at the start)."""
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.time()
     done = subprocess.run([sys.executable, __file__, "--child", *argv], capture_output=True,
                           text=True, env=env)  # fmt: skip
+    wall = time.time() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
     if done.returncode != 0 or not lines:
         return {"error": (done.stderr.strip().splitlines() or ["no output"])[-1]}
-    return json.loads(lines[-1])
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {**json.loads(lines[-1]), "wall": wall, "cpu": cpu, "start": start}
+
+
+def _steady(r: dict[str, Any]) -> tuple[float, float]:
+    """(frames/s between the first and the last frame's network pass, start-up seconds: the
+    wall time not explained by the frames at that rate: start, model load, probe, join, exit)."""
+    ft = r["frame_times"]
+    if len(ft) < 2 or ft[-1] <= ft[0]:
+        return float("nan"), float("nan")
+    fps = (len(ft) - 1) / (ft[-1] - ft[0])
+    return fps, r["wall"] - len(ft) / fps
 
 
 def memory(frames: int, tmp: Path, model: str) -> None:
-    """Peak RSS of upscale_video over clips of 1x, 4x and 16x ``frames`` frames."""
-    print(f"\n## peak RSS against clip length ({model}, 160x90 -> 640x360)\n")
-    print("| frames | seconds | peak RSS MB |")
-    print("|---:|---:|---:|")
-    for n in (frames, 4 * frames, 16 * frames):
-        clip = make_clip(tmp / f"mem{n}.mp4", 160, 90, n)
+    """Peak RSS of upscale_video over clips of 1x, 4x and 16x ``frames`` frames, then 4x again
+    (the difference between the two 4x runs is the noise)."""
+    print(f"\n## peak RSS against clip length ({model}, 160x90 -> 640x360, libx264 CRF 18 "
+          "medium, 10 s segments; allocator as the resrgan CLI)\n")  # fmt: skip
+    print("| frames | segments | wall s | peak RSS MB |")
+    print("|---:|---:|---:|---:|")
+    for n in (frames, 4 * frames, 16 * frames, 4 * frames):
+        clip = tmp / f"mem{n}.mp4"
+        if not clip.exists():
+            make_clip(clip, 160, 90, n)
         r = _child(["ours", str(clip), str(tmp / f"mem{n}_out.mp4"), model])
         if "error" in r:
-            print(f"| {n} | failed: {r['error']} | |")
+            print(f"| {n} | failed: {r['error']} | | |")
             continue
-        print(f"| {n} | {r['seconds']:.1f} | {r['rss_mb']:.0f} |", flush=True)
+        segs = int(np.ceil(n / 25 / 10))
+        print(f"| {n} | {segs} | {r['wall']:.1f} | {r['rss_mb']:.0f} |", flush=True)
 
 
 def _fetch_wheels(src: Path) -> list[Path]:
@@ -193,8 +233,11 @@ def _fetch_wheels(src: Path) -> list[Path]:
     return wheels
 
 
-def run_original(script: Path, clip: Path, out_dir: Path, model: str, src: Path) -> float:
-    """The original ``inference_video`` on ``clip`` (see the module doc); returns seconds."""
+def run_original(
+    script: Path, clip: Path, out_dir: Path, model: str, src: Path, stamps: list[float]
+) -> float:
+    """The original ``inference_video`` on ``clip`` (see the module doc); returns seconds.
+    ``stamps`` gets ``time.time()`` after every ``RealESRGANer.enhance`` (one per frame)."""
     import argparse as ap
 
     import torch
@@ -219,6 +262,14 @@ def run_original(script: Path, clip: Path, out_dir: Path, model: str, src: Path)
     download.load_file_from_url = no_download  # type: ignore[attr-defined]
     sys.modules["basicsr.utils"], sys.modules["basicsr.utils.download_util"] = utils, download
     torch.cuda.synchronize = lambda *a, **k: None  # the original is CUDA-only without this
+    enhance = realesrganer.enhance
+
+    def timed_enhance(self: Any, *args: Any, **kwargs: Any) -> Any:
+        out = enhance(self, *args, **kwargs)
+        stamps.append(time.time())
+        return out
+
+    realesrganer.enhance = timed_enhance
     net, _info = load_zoo_model(model)
     work = out_dir / "orig_cwd"
     (work / "weights").mkdir(parents=True, exist_ok=True)
@@ -239,7 +290,13 @@ def run_original(script: Path, clip: Path, out_dir: Path, model: str, src: Path)
 
 
 def original(
-    frames: int, tmp: Path, script: Path | None, src: Path, reps: int, sizes: list[tuple[int, int]]
+    frames: int,
+    tmp: Path,
+    script: Path | None,
+    src: Path,
+    reps: int,
+    sizes: list[tuple[int, int]],
+    precisions: list[str],
 ) -> None:
     print("\n## against the original inference_realesrgan_video.py (realesr-animevideov3, CPU)\n")
     if script is None or not script.is_file():
@@ -249,24 +306,32 @@ def original(
     if shutil.which("ffmpeg") is None:
         print("skipped: the original needs the ffmpeg binary (apt-get install ffmpeg)")
         return
-    print("| input | frames | original s | ours s | original fps | ours fps | ours / original |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("wall: process start to exit; CPU: user + system of the process and its ffmpeg "
+          "children; fps: between the first and the last frame's network pass; start-up: wall "
+          "minus frames / fps. Sides alternate; each run is its own row.\n")  # fmt: skip
+    print("| input | frames | run | side | wall s | CPU s | start-up s | fps | fps / original's "
+          "| wall: original / this |")  # fmt: skip
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+    sides = ["original", *(f"ours {p}" for p in precisions)]
     for w, h in sizes:
         clip = make_clip(tmp / f"orig_{w}x{h}.mp4", w, h, frames)
-        best: dict[str, float] = {}
-        for _ in range(reps):
-            for side in ("original", "ours"):
-                out = tmp / f"{side}_{w}x{h}"
+        for rep in range(reps):
+            base: dict[str, Any] = {}
+            for side in sides:
+                out = tmp / f"{side.replace(' ', '_')}_{w}x{h}"
                 out.mkdir(exist_ok=True)
-                argv = [side, str(clip), str(out / "o.mp4"), "realesr-animevideov3"]
-                r = _child([*argv, str(script), str(src)])
+                argv = [side.split()[0], str(clip), str(out / "o.mp4"), "realesr-animevideov3"]
+                extra = [str(script), str(src)] if side == "original" else [side.split()[1]]
+                r = _child([*argv, *extra])
                 if "error" in r:
-                    print(f"| {w}x{h} | {side} failed: {r['error']} |")
+                    print(f"| {w}x{h} | {frames} | {rep + 1} | {side} | failed: {r['error']} |")
                     return
-                best[side] = min(best.get(side, float("inf")), r["seconds"])
-        o, u = best["original"], best["ours"]
-        print(f"| {w}x{h} | {frames} | {o:.1f} | {u:.1f} | {frames / o:.3f} | {frames / u:.3f} | "
-              f"{o / u:.2f}x |", flush=True)  # fmt: skip
+                fps, startup = _steady(r)
+                if side == "original":
+                    base = {"fps": fps, "wall": r["wall"]}
+                print(f"| {w}x{h} | {frames} | {rep + 1} | {side} | {r['wall']:.1f} | "
+                      f"{r['cpu']:.1f} | {startup:.1f} | {fps:.3f} | {fps / base['fps']:.2f}x | "
+                      f"{base['wall'] / r['wall']:.2f}x |", flush=True)  # fmt: skip
 
 
 def _model(name: str) -> Any:
@@ -283,20 +348,37 @@ def _model(name: str) -> Any:
 
 
 def child(argv: list[str]) -> None:
+    """One side in this process: ``SIDE CLIP OUT MODEL [PRECISION | SCRIPT SRC]``. Prints a JSON
+    line with the wall seconds of the video call, peak RSS and the wall clock (``time.time()``)
+    at the end of every frame's network pass, from which the parent takes start-up and fps."""
+    from resrgan.allocator import reuse_freed_memory
+
+    reuse_freed_memory()  # as the resrgan console script does (resrgan.cli.entry)
     side, clip, out = argv[0], Path(argv[1]), Path(argv[2])
     model = argv[3]
+    stamps: list[float] = []
     if side == "original":
-        secs = run_original(Path(argv[4]), clip, out.parent, model, Path(argv[5]))
+        secs = run_original(Path(argv[4]), clip, out.parent, model, Path(argv[5]), stamps)
     else:
         from resrgan import Upscaler
         from resrgan.infer.video import VideoJob, VideoSettings, upscale_video
 
-        up = Upscaler(_model(model), tile=0, precision="fp32")
+        precision = argv[4] if len(argv) > 4 else "fp32"
         t = time.perf_counter()
-        upscale_video(VideoJob(clip, out, named=True), up, VideoSettings(), overwrite=True)
+        up = Upscaler(_model(model), tile=0, precision=precision)
+        seen = [0]
+
+        def progress(done: int, total: int) -> None:
+            if done > seen[0]:
+                seen[0] = done
+                stamps.append(time.time())
+
+        settings = VideoSettings()
+        upscale_video(VideoJob(clip, out, named=True), up, settings, overwrite=True,
+                      on_progress=progress)  # fmt: skip
         secs = time.perf_counter() - t
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": secs, "rss_mb": rss}))
+    print(json.dumps({"seconds": secs, "rss_mb": rss, "frame_times": stamps}))
 
 
 def main() -> None:
@@ -312,6 +394,9 @@ def main() -> None:
     p.add_argument("--src", type=Path, default=Path(tempfile.gettempdir()) / "resrgan_original")
     p.add_argument("--reps", type=int, default=1, help="original/ours runs each, best kept")
     p.add_argument("--sizes", default="320x180,640x360", help="input sizes of the original rows")
+    p.add_argument(
+        "--precisions", default="fp32,bf16", help="our precisions in the original rows (fp32,bf16)"
+    )
     p.add_argument(
         "--memory-model",
         default="realesr-animevideov3",
@@ -330,8 +415,12 @@ def main() -> None:
         if "memory" in only:
             memory(frames, Path(tmp), args.memory_model)
         if "original" in only:
-            sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
-            original(frames, Path(tmp), args.original_script, args.src, args.reps, sizes)  # type: ignore[arg-type]
+            pairs = [s.split("x") for s in args.sizes.split(",")]
+            sizes = [(int(w), int(h)) for w, h in pairs]
+            precisions = args.precisions.split(",")
+            original(
+                frames, Path(tmp), args.original_script, args.src, args.reps, sizes, precisions
+            )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+import weakref
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -253,6 +255,67 @@ def test_lossless_output_decodes_to_the_upscaled_frames(tmp_path: Path, up: Upsc
 
     for a, b in zip(decoded_rgb(result.output), want, strict=True):
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 2
+
+
+# --- memory stays flat ---------------------------------------------------------------------
+
+
+class _Alive:
+    """Counts the frames (NumPy arrays) alive at once: each tracked array is counted until it is
+    freed (weakref.finalize), from whichever thread."""
+
+    def __init__(self) -> None:
+        self.now = self.most = self.total = 0
+        self._lock = threading.Lock()
+
+    def track(self, array: np.ndarray) -> np.ndarray:
+        with self._lock:
+            self.now += 1
+            self.total += 1
+            self.most = max(self.most, self.now)
+        weakref.finalize(array, self._freed)
+        return array
+
+    def _freed(self) -> None:
+        with self._lock:
+            self.now -= 1
+
+
+class _CountingUpscaler:
+    """``up`` with every upscaled frame counted while it is alive."""
+
+    def __init__(self, up: Upscaler, alive: _Alive) -> None:
+        self.up, self.alive = up, alive
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.up, name)
+
+    def upscale(self, frame: np.ndarray, *, outscale: float | None = None) -> np.ndarray:
+        return self.alive.track(self.up.upscale(frame, outscale=outscale))
+
+    def upscale_batch(self, frames: np.ndarray, *, outscale: float | None = None) -> list[Any]:
+        outs = self.up.upscale_batch(frames, outscale=outscale)
+        return [self.alive.track(np.array(f)) for f in outs]  # a frame each, counted apart
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_frames_alive_at_once_are_bounded_by_the_queues_not_the_length(
+    tmp_path: Path, up: Upscaler, monkeypatch: pytest.MonkeyPatch, batch: int
+) -> None:
+    decoded, upscaled = _Alive(), _Alive()
+    to_rgb = vio.VideoReader.to_rgb
+    monkeypatch.setattr(
+        vio.VideoReader, "to_rgb", lambda self, frame: decoded.track(to_rgb(self, frame))
+    )
+    clip = make_clip(tmp_path / "long.mp4", n=40, audio=None)
+    settings = {"queue_frames": 2, "batch": batch, "segment_seconds": 100}
+    result = _run(clip.path, tmp_path / "o.mp4", _CountingUpscaler(up, upscaled), **settings)
+    assert result.frames == decoded.total == upscaled.total == 40
+    depth = max(2, batch + 1)  # each queue's bound (VideoSettings.queue_frames, batch + 1)
+    # a queue's worth, the batch being upscaled, one in each thread's hands
+    assert decoded.most <= depth + batch + 2
+    assert upscaled.most <= depth + batch + 2
+    assert decoded.now == upscaled.now == 0  # nothing kept once the file is done
 
 
 # --- interrupts and resume -------------------------------------------------------------------
