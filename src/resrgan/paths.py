@@ -72,8 +72,11 @@ def atomic_path(
 
 def _fsync(path: Path, *, directory: bool = False) -> None:
     """Flush ``path`` to disk; for a folder (the rename), best effort (not possible everywhere)."""
+    # POSIX syncs through a read-only descriptor (so a umask without owner write does not matter);
+    # Windows needs a writable one and cannot open folders
+    flags = os.O_RDWR | getattr(os, "O_BINARY", 0) if os.name == "nt" else os.O_RDONLY
     try:
-        fd = os.open(path, os.O_RDONLY if directory else os.O_RDWR | getattr(os, "O_BINARY", 0))
+        fd = os.open(path, flags)
     except OSError:
         if directory:
             return
