@@ -5,21 +5,67 @@
 Each batch: (B, 3, 400, 400) GT crops -> USM -> blur, resize, noise, JPEG (first and second order),
 final stage, quantisation -> paired crop (gt 256, lq 64 for x4). Parameters are drawn with the
 official x4plus distributions from a fixed seed, so every run times the same batches. The first
-batch is a warm-up and is not counted. Prints a Markdown table. On CPU the chunks of a batch run on
-single-threaded worker threads (resrgan.degrade.workers), so the stage times are summed over the
-workers: with 2 threads they add up to about twice the wall time per batch.
+batch is a warm-up and is not counted. Prints a Markdown table. The per-op columns time the op
+functions the pipeline calls (wrapped here, off the library's data path: usm_sharpen, filter2d,
+resize, the noise ops, jpeg_compress). On CPU the chunks of a batch run on single-threaded worker
+threads (resrgan.degrade.executor.SampleThreads), so the op times are summed over the workers: with
+2 threads they add up to about twice the wall time per batch.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import threading
 import time
+from collections.abc import Iterator
 
 import torch
 
+import resrgan.degrade.pipeline as pipeline
 from resrgan.degrade import DegradationConfig, make_training_batch, sample_degradation
 
-STAGES = ("usm", "blur", "resize", "noise", "jpeg", "final", "crop")
+STAGES = ("usm", "blur", "resize", "noise", "jpeg")
+# the functions of the pipeline module that do each op
+OPS = {
+    "usm_sharpen": "usm",
+    "filter2d": "blur",
+    "resize": "resize",
+    "add_gaussian_noise": "noise",
+    "add_poisson_noise": "noise",
+    "jpeg_compress": "jpeg",
+}
+
+
+@contextlib.contextmanager
+def op_timer(profile: dict[str, float], device: str) -> Iterator[None]:
+    """Add each op's seconds (summed over threads; CUDA synchronised) to ``profile``."""
+    lock = threading.Lock()
+    originals = {name: getattr(pipeline, name) for name in OPS}
+
+    def timed(name: str):  # type: ignore[no-untyped-def]
+        fn = originals[name]
+
+        def run(*args, **kwargs):  # type: ignore[no-untyped-def]
+            if device == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            out = fn(*args, **kwargs)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            with lock:
+                profile[OPS[name]] = profile.get(OPS[name], 0.0) + time.perf_counter() - t0
+            return out
+
+        return run
+
+    for name in OPS:
+        setattr(pipeline, name, timed(name))
+    try:
+        yield
+    finally:
+        for name, fn in originals.items():
+            setattr(pipeline, name, fn)
 
 
 def bench(device: str, batches: int, batch_size: int, scale: int) -> dict[str, float]:
@@ -33,17 +79,18 @@ def bench(device: str, batches: int, batch_size: int, scale: int) -> dict[str, f
     total = 0.0
     for i in range(batches + 1):
         params = sample_degradation(batch_size, cfg, generator=g)
-        prof: dict[str, float] | None = {} if i else None
+        prof: dict[str, float] = {}
         if device == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        make_training_batch(gt, params, cfg, profile=prof)
+        with op_timer(prof, device):
+            make_training_batch(gt, params, cfg)
         if device == "cuda":
             torch.cuda.synchronize()
         dt = time.perf_counter() - t0
         if i:  # skip warm-up
             total += dt
-            for k, v in (prof or {}).items():
+            for k, v in prof.items():
                 profile[k] = profile.get(k, 0.0) + v
     out = {k: profile.get(k, 0.0) / batches for k in STAGES}
     out["total"] = total / batches

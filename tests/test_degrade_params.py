@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import torch
 
 from resrgan.config import from_dict, load_config
-from resrgan.degrade.config import DegradationConfig
+from resrgan.degrade.config import DegradationConfig, OrderConfig
 from resrgan.degrade.params import DegradationParams, sample_degradation
 from resrgan.errors import ConfigError
 
@@ -82,7 +83,58 @@ def test_config_loads_from_yaml_with_overrides(tmp_path) -> None:
 )
 def test_invalid_config_values_are_named(kwargs: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        DegradationConfig(**kwargs)
+        from_dict(DegradationConfig, kwargs, where="degradation")
+
+
+def test_config_is_nested_by_order_and_reads_flat_names() -> None:
+    c = CFG
+    assert isinstance(c.first, OrderConfig) and isinstance(c.second, OrderConfig)
+    assert (c.first.blur_sigma, c.second.blur_sigma) == ((0.2, 3.0), (0.2, 1.5))
+    assert (c.first.blur_prob, c.second.blur_prob, c.final.sinc_prob) == (1.0, 0.8, 0.8)
+    assert c.second.jpeg_range == (30.0, 95.0)  # upstream jpeg_range2: the final stage's JPEG
+    # the official flat names read the nested values
+    assert (c.blur_sigma2, c.second_blur_prob, c.final_sinc_prob) == ((0.2, 1.5), 0.8, 0.8)
+    with pytest.raises(AttributeError, match="no attribute 'blur_sigma3'"):
+        _ = c.blur_sigma3
+
+
+def test_flat_keys_map_to_their_order() -> None:
+    c = from_dict(
+        DegradationConfig,
+        {"noise_range": [2, 20], "noise_range2": [3, 9], "second_blur_prob": 0.5,
+         "final_sinc_prob": 0.25, "blur_kernel_size2": 23},
+    )  # fmt: skip
+    assert (c.first.noise_range, c.second.noise_range) == ((2.0, 20.0), (3.0, 9.0))
+    assert (c.second.blur_prob, c.final.sinc_prob, c.second.blur_kernel_size) == (0.5, 0.25, 23)
+    assert c.first.blur_kernel_size == 21 and c.first.noise_range != c.second.noise_range
+
+
+def test_files_hold_the_official_flat_keys_and_round_trip(tmp_path) -> None:
+    import yaml
+
+    from resrgan.config import to_dict
+
+    c = from_dict(DegradationConfig, {"sinc_prob2": 0.3, "jpeg_range": [40, 90], "scale": 2})
+    flat = to_dict(c)
+    official = yaml.safe_load(
+        (Path(__file__).resolve().parents[1] / "configs" / "degradation_x4plus.yaml").read_text()
+    )
+    assert set(official) <= set(flat) and "first" not in flat and "second" not in flat
+    assert (flat["sinc_prob2"], flat["second_blur_prob"]) == (0.3, 0.8)
+    assert flat["jpeg_range"] == [40, 90]
+    path = tmp_path / "written.yaml"
+    path.write_text(yaml.safe_dump(flat), encoding="utf-8")
+    assert load_config(DegradationConfig, path) == c
+
+
+def test_flat_names_work_in_set_overrides() -> None:
+    c = load_config(DegradationConfig, None, ["blur_sigma2=[0.3, 1.0]", "second_blur_prob=0.1"])
+    assert (c.second.blur_sigma, c.second.blur_prob) == ((0.3, 1.0), 0.1)
+
+
+def test_the_first_order_always_blurs() -> None:
+    with pytest.raises(ConfigError, match="first.blur_prob: 0.5; the first order always blurs"):
+        DegradationConfig(first=OrderConfig(blur_prob=0.5))
 
 
 def test_every_parameter_in_range(draws: list[DegradationParams]) -> None:
@@ -201,7 +253,5 @@ def test_too_small_gt_is_refused() -> None:
 
 
 def test_shipped_yaml_equals_the_defaults() -> None:
-    from pathlib import Path
-
     path = Path(__file__).resolve().parents[1] / "configs" / "degradation_x4plus.yaml"
     assert load_config(DegradationConfig, path) == DegradationConfig()

@@ -320,12 +320,12 @@ def test_chunking_does_not_change_the_batch(seed: int) -> None:
         degrade(gt, p, cfg, chunk=0)
 
 
-def test_sample_parallel_workers_change_no_value_and_no_thread_setting() -> None:
+def test_sample_threads_change_no_value_and_no_thread_setting() -> None:
     """On CPU the chunks run on single-threaded worker threads; the bytes are those of the
     serial run, and the caller's torch thread settings are left as they were."""
     import threading
 
-    from resrgan.degrade import workers
+    from resrgan.degrade.executor import SampleThreads, Serial
 
     gt = photo(4, size=200, seed=7)
     cfg = DegradationConfig(gt_size=128, crop_pad_size=200)
@@ -335,46 +335,65 @@ def test_sample_parallel_workers_change_no_value_and_no_thread_setting() -> None
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        pooled = make_training_batch(gt, p, cfg, chunk=1)  # four chunks on two workers
-        assert workers._pool is not None and workers._pool_size == 2
-        assert torch.get_num_threads() == 2
-        seen: list[int] = []
-        t = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
-        t.start()
-        t.join()
-        assert seen == [2]  # a thread started afterwards gets the process default back
-        inside = list(workers._pool.map(lambda _: torch.get_num_threads(), range(4)))
-        assert inside == [1, 1, 1, 1]
+        with SampleThreads(2) as ex:
+            pooled = make_training_batch(gt, p, cfg, chunk=1, executor=ex)  # 4 chunks, 2 threads
+            assert torch.get_num_threads() == 2
+            seen: list[int] = []
+            t = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+            t.start()
+            t.join()
+            assert seen == [2]  # a thread started afterwards gets the process default back
+            assert ex.map(lambda _: torch.get_num_threads(), range(4)) == [1, 1, 1, 1]
         torch.set_num_threads(1)
-        serial = make_training_batch(gt, p, cfg, chunk=1)  # one thread: no pool, in order
+        serial = make_training_batch(gt, p, cfg, chunk=1, executor=Serial())
     finally:
         torch.set_num_threads(before)
     assert torch.equal(pooled.lq, serial.lq) and torch.equal(pooled.gt_usm, serial.gt_usm)
 
 
-def test_a_forked_child_builds_its_own_worker_pool() -> None:
-    import multiprocessing as mp
+@pytest.mark.parametrize("seed", [3, 6])
+def test_cpu_bytes_do_not_depend_on_the_thread_count(seed: int) -> None:
+    """Every op runs single-threaded inside a chunk (torch's CPU kernels can differ in the last
+    bit with the thread count), so one thread and two give the same LQ."""
+    gt = photo(3, size=200, seed=seed)
+    cfg = DegradationConfig(gt_size=128, crop_pad_size=200)
+    p = sample_degradation(
+        3, cfg, generator=torch.Generator().manual_seed(seed), gt_size_in=(200, 200)
+    )
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = degrade(gt, p, cfg)
+        torch.set_num_threads(2)
+        two = degrade(gt, p, cfg)
+        whole = degrade(gt, p, cfg, chunk=3)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one, two) and torch.equal(one, whole)
 
-    from resrgan.degrade import workers
+
+def test_a_forked_child_degrades_with_its_own_threads() -> None:
+    """No pool outlives a call, so a forked child (a DataLoader worker) starts clean."""
+    import multiprocessing as mp
 
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        workers.map_samples(lambda i: i, [0, 1], torch.device("cpu"))  # the parent's pool exists
-        assert workers._pool is not None
-        ctx = mp.get_context("fork")
-        with ctx.Pool(1) as pool:
-            got = pool.apply(_child_map, ())
+        here = _child_degrade()  # the parent has used (and closed) worker threads
+        with mp.get_context("fork").Pool(1) as pool:
+            there = pool.apply(_child_degrade, ())
     finally:
         torch.set_num_threads(before)
-    assert got == [0, 2, 4]
+    assert torch.equal(here, there)
 
 
-def _child_map() -> list[int]:
-    from resrgan.degrade import workers
-
-    assert workers._pool is None  # forgotten at fork: its threads are not in this process
-    return workers.map_samples(lambda i: 2 * i, [0, 1, 2], torch.device("cpu"))
+def _child_degrade() -> torch.Tensor:
+    gt = photo(2, size=200, seed=8)
+    cfg = DegradationConfig(gt_size=128, crop_pad_size=200)
+    p = sample_degradation(
+        2, cfg, generator=torch.Generator().manual_seed(8), gt_size_in=(200, 200)
+    )
+    return degrade(gt, p, cfg, chunk=1)
 
 
 def literal_first_order(gt: torch.Tensor, p: DegradationParams, cfg: DegradationConfig):

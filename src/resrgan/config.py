@@ -115,7 +115,14 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 
 
 def from_dict(cls: type[T], data: Mapping[str, Any], *, where: str = "") -> T:
-    """Build dataclass ``cls`` from a mapping, rejecting unknown keys and coercing types."""
+    """Build dataclass ``cls`` from a mapping, rejecting unknown keys and coercing types.
+
+    A class with a ``__flat_config__`` dataclass (the keys its files hold) is read through it and
+    built with ``cls.from_flat`` (DegradationConfig: nested by order, official flat keys in files).
+    """
+    flat = getattr(cls, "__flat_config__", None)
+    if flat is not None:
+        return cls.from_flat(from_dict(flat, data, where=where))  # type: ignore[attr-defined]
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
     kwargs = {}
@@ -131,7 +138,10 @@ def from_dict(cls: type[T], data: Mapping[str, Any], *, where: str = "") -> T:
 
 
 def to_dict(obj: Any) -> Any:
-    """A dataclass as plain YAML/JSON-friendly data (tuples become lists)."""
+    """A dataclass as plain YAML/JSON-friendly data (tuples become lists); one with a
+    ``__flat_config__`` as its flat keys (``obj.to_flat()``)."""
+    if hasattr(type(obj), "__flat_config__"):
+        return to_dict(obj.to_flat())
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, (list, tuple)):

@@ -17,6 +17,9 @@ from typing import Any
 
 _EXPORTS: dict[str, str] = {
     "DegradationConfig": "config",
+    "OrderConfig": "config",
+    "FinalConfig": "config",
+    "SampleThreads": "executor",
     "DegradationParams": "params",
     "KernelBatch": "params",
     "StageParams": "params",

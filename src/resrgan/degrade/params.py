@@ -4,7 +4,9 @@
 batch (resize type/factor/mode, noise type, second blur yes/no, final order) and per sample (the
 three kernels, noise sigma/scale, gray flag, JPEG qualities), plus the seeds of the bulk noise and
 the paired-crop position. The result is a frozen, JSON-friendly :class:`DegradationParams`; applying
-it (:func:`resrgan.degrade.pipeline.degrade`) is deterministic.
+it (:func:`resrgan.degrade.pipeline.degrade`) is deterministic. The first and second orders are
+drawn by the same two functions (:func:`sample_kernels`, :func:`sample_stage`) from their
+:class:`~resrgan.degrade.config.OrderConfig`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from torch import Tensor
 from ..config import from_dict as _from_dict
 from ..config import to_dict as _to_dict
 from ..errors import ConfigError
-from .config import RESIZE_MODES, DegradationConfig
+from .config import RESIZE_MODES, DegradationConfig, OrderConfig
 from .kernels import make_kernels
 
 RESIZE_TYPES = ("up", "down", "keep")
@@ -193,22 +195,19 @@ def _beta(g: _Uniforms, lo: float, hi: float) -> float:
 
 def sample_kernels(
     batch_size: int,
+    order: OrderConfig,
     *,
-    kernel_list: Sequence[str],
-    kernel_prob: Sequence[float],
-    sinc_prob: float,
-    blur_sigma: Sequence[float],
-    betag_range: Sequence[float],
-    betap_range: Sequence[float],
     kernel_range: Sequence[int],
     generator: torch.Generator | _Uniforms,
 ) -> KernelBatch:
-    """Per-sample first/second-order kernels as upstream ``RealESRGANDataset`` draws them.
+    """Per-sample blur kernels of one degradation order, as upstream ``RealESRGANDataset`` draws
+    them.
 
-    Size uniform over ``kernel_range``; with p ``sinc_prob`` a sinc with ω ~ U(π/3, π) for sizes
-    < 13, else U(π/5, π); otherwise a type from ``kernel_list`` by ``kernel_prob``; σx (and σy for
-    anisotropic types, else σy = σx) ~ U(blur_sigma); θ ~ U(-π, π) for anisotropic types (else 0);
-    β per :func:`_beta` from ``betag_range`` (generalized) or ``betap_range`` (plateau), else 1.
+    Size uniform over ``kernel_range``; with p ``order.sinc_prob`` a sinc with ω ~ U(π/3, π) for
+    sizes < 13, else U(π/5, π); otherwise a type from ``order.kernel_list`` by ``kernel_prob``; σx
+    (and σy for anisotropic types, else σy = σx) ~ U(blur_sigma); θ ~ U(-π, π) for anisotropic
+    types (else 0); β per :func:`_beta` from ``betag_range`` (generalized) or ``betap_range``
+    (plateau), else 1.
     """
     g = generator if isinstance(generator, _Uniforms) else _Uniforms(generator)
     cols: dict[str, list[Any]] = {f.name: [] for f in fields(KernelBatch)}
@@ -216,21 +215,21 @@ def sample_kernels(
         size = kernel_range[_choice(g, [1.0] * len(kernel_range))[0]]
         sx = sy = th = 0.0
         beta, omega = 1.0, 0.0
-        if _rand(g)[0] < sinc_prob:
+        if _rand(g)[0] < order.sinc_prob:
             kind = "sinc"
             lo = math.pi / 3 if size < 13 else math.pi / 5
             omega = _uniform(g, lo, math.pi)[0]
         else:
-            kind = kernel_list[_choice(g, kernel_prob)[0]]
-            sx = _uniform(g, *blur_sigma)[0]
+            kind = order.kernel_list[_choice(g, order.kernel_prob)[0]]
+            sx = _uniform(g, *order.blur_sigma)[0]
             sy = sx
             if kind.endswith("aniso"):
-                sy = _uniform(g, *blur_sigma)[0]
+                sy = _uniform(g, *order.blur_sigma)[0]
                 th = _uniform(g, -math.pi, math.pi)[0]
             if kind.startswith("generalized"):
-                beta = _beta(g, *betag_range)
+                beta = _beta(g, *order.betag_range)
             elif kind.startswith("plateau"):
-                beta = _beta(g, *betap_range)
+                beta = _beta(g, *order.betap_range)
         for name, v in zip(
             ("kinds", "sizes", "sigma_x", "sigma_y", "theta", "beta", "omega_c"),
             (kind, size, sx, sy, th, beta, omega),
@@ -272,34 +271,24 @@ def sample_final_sinc(
     )
 
 
-def _sample_stage(
-    g: _Uniforms,
-    b: int,
-    *,
-    resize_prob: Sequence[float],
-    resize_range: Sequence[float],
-    gaussian_noise_prob: float,
-    noise_range: Sequence[float],
-    poisson_scale_range: Sequence[float],
-    gray_noise_prob: float,
-    jpeg_range: Sequence[float],
-) -> StageParams:
-    resize = RESIZE_TYPES[_choice(g, resize_prob)[0]]
+def sample_stage(g: _Uniforms, b: int, order: OrderConfig) -> StageParams:
+    """The random resize, noise and JPEG of one degradation order (upstream ``feed_data``)."""
+    resize = RESIZE_TYPES[_choice(g, order.resize_prob)[0]]
     if resize == "up":
-        factor = _uniform(g, 1.0, resize_range[1])[0]
+        factor = _uniform(g, 1.0, order.resize_range[1])[0]
     elif resize == "down":
-        factor = _uniform(g, resize_range[0], 1.0)[0]
+        factor = _uniform(g, order.resize_range[0], 1.0)[0]
     else:
         factor = 1.0
     mode = RESIZE_MODES[_choice(g, [1.0] * len(RESIZE_MODES))[0]]
-    gaussian = _rand(g)[0] < gaussian_noise_prob
+    gaussian = _rand(g)[0] < order.gaussian_noise_prob
     if gaussian:
-        sigma, pscale = tuple(_uniform(g, *noise_range, b)), ()
+        sigma, pscale = tuple(_uniform(g, *order.noise_range, b)), ()
     else:
-        sigma, pscale = (), tuple(_uniform(g, *poisson_scale_range, b))
-    gray = tuple(u < gray_noise_prob for u in _rand(g, b))
+        sigma, pscale = (), tuple(_uniform(g, *order.poisson_scale_range, b))
+    gray = tuple(u < order.gray_noise_prob for u in _rand(g, b))
     seed = g.integer(0, 2**52)
-    quality = tuple(_uniform(g, *jpeg_range, b))
+    quality = tuple(_uniform(g, *order.jpeg_range, b))
     return StageParams(
         resize=resize,
         resize_scale=factor,
@@ -339,54 +328,15 @@ def sample_degradation(
         )
     g = _Uniforms(generator)
     b = batch_size
-    k1 = sample_kernels(
-        b,
-        kernel_list=cfg.kernel_list,
-        kernel_prob=cfg.kernel_prob,
-        sinc_prob=cfg.sinc_prob,
-        blur_sigma=cfg.blur_sigma,
-        betag_range=cfg.betag_range,
-        betap_range=cfg.betap_range,
-        kernel_range=cfg.kernel_range,
-        generator=g,
-    )
-    k2 = sample_kernels(
-        b,
-        kernel_list=cfg.kernel_list2,
-        kernel_prob=cfg.kernel_prob2,
-        sinc_prob=cfg.sinc_prob2,
-        blur_sigma=cfg.blur_sigma2,
-        betag_range=cfg.betag_range2,
-        betap_range=cfg.betap_range2,
-        kernel_range=cfg.kernel_range,
-        generator=g,
-    )
+    # upstream's data loader draws the three kernels, then feed_data the rest
+    k1 = sample_kernels(b, cfg.first, kernel_range=cfg.kernel_range, generator=g)
+    k2 = sample_kernels(b, cfg.second, kernel_range=cfg.kernel_range, generator=g)
     ks = sample_final_sinc(
-        b, final_sinc_prob=cfg.final_sinc_prob, kernel_range=cfg.kernel_range, generator=g
+        b, final_sinc_prob=cfg.final.sinc_prob, kernel_range=cfg.kernel_range, generator=g
     )
-    st1 = _sample_stage(
-        g,
-        b,
-        resize_prob=cfg.resize_prob,
-        resize_range=cfg.resize_range,
-        gaussian_noise_prob=cfg.gaussian_noise_prob,
-        noise_range=cfg.noise_range,
-        poisson_scale_range=cfg.poisson_scale_range,
-        gray_noise_prob=cfg.gray_noise_prob,
-        jpeg_range=cfg.jpeg_range,
-    )
-    second_blur = _rand(g)[0] < cfg.second_blur_prob
-    st2 = _sample_stage(
-        g,
-        b,
-        resize_prob=cfg.resize_prob2,
-        resize_range=cfg.resize_range2,
-        gaussian_noise_prob=cfg.gaussian_noise_prob2,
-        noise_range=cfg.noise_range2,
-        poisson_scale_range=cfg.poisson_scale_range2,
-        gray_noise_prob=cfg.gray_noise_prob2,
-        jpeg_range=cfg.jpeg_range2,
-    )
+    st1 = sample_stage(g, b, cfg.first)
+    second_blur = _rand(g)[0] < cfg.second.blur_prob
+    st2 = sample_stage(g, b, cfg.second)
     order = FINAL_ORDERS[_choice(g, [0.5, 0.5])[0]]
     final_mode = RESIZE_MODES[_choice(g, [1.0] * len(RESIZE_MODES))[0]]
     top = g.integer(0, lq_h - patch)

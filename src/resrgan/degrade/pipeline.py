@@ -1,118 +1,196 @@
-"""The second-order degradation (spec §1.4): apply sampled :class:`DegradationParams` to a GT batch.
+"""The second-order degradation (spec §1.4), as the paper draws it (Real-ESRGAN, Fig. 2)::
 
-``degrade`` reproduces upstream ``RealESRGANModel.feed_data`` from the (already sharpened) GT to the
-quantised LQ; ``make_training_batch`` adds the USM of the GT and the paired random crop.
+    x   = degradation_order(gt, first)                       # blur, resize, noise, JPEG
+    x   = degradation_order(x, second, jpeg=False)           # blur (p 0.8), resize, noise
+    lq  = final_stage(x)       # [resize to the LQ size + sinc] and the second order's JPEG,
+                               # in the order drawn; then clamp and round to 8 bits
+
+``degrade`` applies sampled :class:`~resrgan.degrade.params.DegradationParams` to a GT batch and
+reproduces upstream ``RealESRGANModel.feed_data`` from the (already sharpened) GT to the quantised
+LQ; ``make_training_batch`` adds the USM of the GT and the paired random crop.
+
+Every sample's result depends on its own parameters only, so a batch may be worked through in
+chunks (cache-sized on CPU, :func:`chunk_size`) by an :mod:`~resrgan.degrade.executor` without
+changing a byte; that choice is made by the two drivers at the bottom, not by the stages.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from .config import DegradationConfig
+from .executor import Executor, default_executor
 from .filter import filter2d
 from .jpeg import jpeg_compress
 from .noise import add_gaussian_noise, add_poisson_noise, derived_seed, sample_generators
-from .params import FINAL_ORDERS, DegradationParams, KernelBatch, StageParams
+from .params import FINAL_ORDERS, DegradationParams, StageParams
 from .resize import resize
 from .sharpen import usm_sharpen
-from .workers import cpu_workers, map_samples
 
 log = logging.getLogger(__name__)
 
 
-@contextmanager
-def _timed(profile: dict[str, float] | None, stage: str, ref: Tensor) -> Iterator[None]:
-    """Add the wall time of the block to ``profile[stage]`` (synchronising CUDA) when profiling."""
-    if profile is None:
-        yield
-        return
-    if ref.is_cuda:
-        torch.cuda.synchronize(ref.device)
-    t0 = time.perf_counter()
-    yield
-    if ref.is_cuda:
-        torch.cuda.synchronize(ref.device)
-    profile[stage] = profile.get(stage, 0.0) + time.perf_counter() - t0
+# ------------------------------------------------------------------------------------ stages
+def blur(x: Tensor, kernels: Tensor | None) -> Tensor:
+    """Filter each sample with its kernel ((B, k, k)); ``None`` (all pulses) is the identity."""
+    return x if kernels is None else filter2d(x, kernels)
 
 
+def add_noise(x: Tensor, st: StageParams, samples: slice, *, shared_gray: bool) -> Tensor:
+    """The order's Gaussian or Poisson noise for ``x`` = samples ``samples`` of the batch.
+
+    Sample i's noise comes from a generator seeded by (``st.noise_seed``, i); with
+    ``shared_gray`` the gray Gaussian samples use the batch's one gray map (upstream), seeded by
+    (``st.noise_seed``, "gray"), so any part of a batch gets the values of the whole batch.
+    """
+    gens = sample_generators(st.noise_seed, samples.start, samples.stop, x.device)
+    gray = torch.tensor(st.gray_noise[samples], device=x.device)
+    if st.noise == "poisson":
+        scale = torch.tensor(st.poisson_scale[samples], device=x.device, dtype=x.dtype)
+        return add_poisson_noise(x, scale, gray, generator=gens, clip=True)
+    sigma = torch.tensor(st.noise_sigma[samples], device=x.device, dtype=x.dtype)
+    gray_map = None
+    if shared_gray and any(st.gray_noise[samples]):
+        gen = torch.Generator(device=x.device).manual_seed(derived_seed(st.noise_seed, "gray"))
+        gray_map = torch.randn(x.shape[-2:], generator=gen, device=x.device, dtype=x.dtype)
+    return add_gaussian_noise(
+        x, sigma, gray, generator=gens, shared_gray=shared_gray, gray_map=gray_map, clip=True
+    )
+
+
+def jpeg(x: Tensor, quality: tuple[float, ...]) -> Tensor:
+    """Clamp to [0, 1] (upstream: else the JPEGer gives artifacts), then JPEG per sample."""
+    q = torch.tensor(quality, device=x.device, dtype=torch.float32)
+    return jpeg_compress(torch.clamp(x, 0, 1), q)
+
+
+def quantise(x: Tensor) -> Tensor:
+    """``clamp(round(255·x), 0, 255) / 255``: the pipeline's only 8-bit rounding."""
+    return torch.clamp((x * 255.0).round(), 0, 255) / 255.0
+
+
+def degradation_order(
+    x: Tensor,
+    kernels: Tensor | None,
+    st: StageParams,
+    *,
+    samples: slice,
+    shared_gray: bool,
+    size: tuple[int, int] | None = None,
+    with_jpeg: bool = True,
+) -> Tensor:
+    """One degradation order: blur with ``kernels``, the random resize (by ``st.resize_scale``,
+    or to ``size``), noise, and clamp + JPEG unless ``with_jpeg`` is False (the second order's
+    JPEG belongs to the final stage)."""
+    x = blur(x, kernels)
+    if size is None:
+        x = resize(x, mode=st.resize_mode, scale_factor=st.resize_scale)
+    else:
+        x = resize(x, mode=st.resize_mode, size=size)
+    x = add_noise(x, st, samples, shared_gray=shared_gray)
+    return jpeg(x, st.jpeg_quality[samples]) if with_jpeg else x
+
+
+def final_stage(
+    x: Tensor,
+    sinc: Tensor | None,
+    quality: tuple[float, ...],
+    *,
+    order: str,
+    mode: str,
+    size: tuple[int, int],
+) -> Tensor:
+    """Resize to the LQ ``size`` + the sinc filter, and JPEG at ``quality``, in ``order``
+    ('resize_first': upstream's order A; 'jpeg_first': order B); then :func:`quantise`."""
+    if order == "resize_first":
+        x = jpeg(blur(resize(x, mode=mode, size=size), sinc), quality)
+    else:
+        x = blur(resize(jpeg(x, quality), mode=mode, size=size), sinc)
+    return quantise(x)
+
+
+def bicubic(x: Tensor, scale: int) -> Tensor:
+    """``order: bicubic``: antialiased bicubic downsampling (as MATLAB imresize), quantised."""
+    h, w = x.shape[-2:]
+    out = torch.nn.functional.interpolate(
+        x, size=(h // scale, w // scale), mode="bicubic", antialias=True
+    )
+    return quantise(out)
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """What every chunk of a batch reads: the params, the config and the kernels (built once)."""
+
+    params: DegradationParams
+    cfg: DegradationConfig
+    kernels: dict[str, Tensor | None]
+
+    @classmethod
+    def build(cls, params: DegradationParams, cfg: DegradationConfig, ref: Tensor) -> _Batch:
+        kernels: dict[str, Tensor | None] = {}
+        for name, size in (
+            ("kernel1", cfg.first.blur_kernel_size),
+            ("kernel2", cfg.second.blur_kernel_size),
+            ("sinc_kernel", cfg.first.blur_kernel_size),
+        ):
+            kb = getattr(params, name)
+            identity = kb.is_identity() or (name == "kernel2" and not params.second_blur)
+            kernels[name] = None if identity else kb.build(size, device=ref.device, dtype=ref.dtype)
+        return cls(params, cfg, kernels)
+
+    def kernel(self, name: str, samples: slice) -> Tensor | None:
+        k = self.kernels[name]
+        return None if k is None else k[samples]
+
+
+def _degrade_samples(x: Tensor, batch: _Batch, samples: slice) -> Tensor:
+    """The degradation of ``x`` = samples ``samples`` of the batch (see the module doc)."""
+    p, cfg = batch.params, batch.cfg
+    if cfg.order == "bicubic":
+        return bicubic(x, cfg.scale)
+    h, w = p.gt_size_in
+    s = cfg.scale
+    lq_size = (h // s, w // s)
+    common = {"samples": samples, "shared_gray": cfg.shared_gray_noise}
+    if cfg.order == "first":  # the classical model, straight to the LQ size
+        first = batch.kernel("kernel1", samples)
+        return quantise(degradation_order(x, first, p.stage1, size=lq_size, **common))
+    x = degradation_order(x, batch.kernel("kernel1", samples), p.stage1, **common)
+    f2 = p.stage2.resize_scale
+    size2 = (int(h / s * f2), int(w / s * f2))  # upstream: relative to the LQ size
+    x = degradation_order(
+        x, batch.kernel("kernel2", samples), p.stage2, size=size2, with_jpeg=False, **common
+    )
+    return final_stage(
+        x,
+        batch.kernel("sinc_kernel", samples),
+        p.stage2.jpeg_quality[samples],
+        order=p.final_order,
+        mode=p.final_resize_mode,
+        size=lq_size,
+    )
+
+
+# ----------------------------------------------------------------------------------- drivers
 # CPU: work through a batch this many bytes (float32, 3 channels at the input size) at a time,
 # so that the dozens of passes of each stage stay in cache (a 12 x 400 x 400 batch is 23 MB; on the
 # 2-core reference machine the degradation runs ~1.25x faster in threes than batched)
 _CHUNK_BYTES = 6 << 20
 
 
-def chunk_size(batch: int, h: int, w: int, device: torch.device) -> int:
+def chunk_size(batch: int, h: int, w: int, device: torch.device, workers: int = 1) -> int:
     """Samples per chunk: the whole batch on accelerators; on CPU cache-sized, and small enough
-    to give every sample-parallel worker (:mod:`resrgan.degrade.workers`) a chunk."""
+    to give each of ``workers`` a chunk."""
     if device.type != "cpu":
         return batch
-    per_worker = -(-batch // cpu_workers())
+    per_worker = -(-batch // max(1, workers))
     return max(1, min(per_worker, _CHUNK_BYTES // (12 * h * w)))
-
-
-class _Run:
-    """The batch-level state of one :func:`degrade` call, shared by its chunks: the kernels (built
-    once) and each stage's shared gray-noise map (drawn once, whatever the chunking)."""
-
-    def __init__(self, params: DegradationParams, cfg: DegradationConfig, ref: Tensor) -> None:
-        self.params, self.cfg = params, cfg
-        self.device, self.dtype = ref.device, ref.dtype
-        self._kernels: dict[str, Tensor | None] = {}
-        self._gray: dict[tuple[int, int, int], Tensor] = {}
-        self._lock = threading.Lock()  # chunks may run on worker threads
-
-    def kernels(self, name: str, size: int) -> Tensor | None:
-        with self._lock:
-            if name not in self._kernels:
-                kb: KernelBatch = getattr(self.params, name)
-                self._kernels[name] = (
-                    None
-                    if kb.is_identity()
-                    else kb.build(size, device=self.device, dtype=self.dtype)
-                )
-            return self._kernels[name]
-
-    def blur(self, x: Tensor, name: str, size: int, sl: slice) -> Tensor:
-        k = self.kernels(name, size)
-        return x if k is None else filter2d(x, k[sl])
-
-    def noise(self, x: Tensor, st: StageParams, sl: slice) -> Tensor:
-        gens = sample_generators(st.noise_seed, sl.start, sl.stop, x.device)
-        gray = torch.tensor(st.gray_noise[sl], device=x.device)
-        if st.noise == "poisson":
-            scale = torch.tensor(st.poisson_scale[sl], device=x.device, dtype=x.dtype)
-            return add_poisson_noise(x, scale, gray, generator=gens, clip=True)
-        sigma = torch.tensor(st.noise_sigma[sl], device=x.device, dtype=x.dtype)
-        shared = self.cfg.shared_gray_noise
-        gray_map = self.gray_map(st, x) if shared and any(st.gray_noise[sl]) else None
-        return add_gaussian_noise(
-            x, sigma, gray, generator=gens, shared_gray=shared, gray_map=gray_map, clip=True
-        )
-
-    def gray_map(self, st: StageParams, x: Tensor) -> Tensor:
-        """The stage's one gray map (upstream draws one per call and every gray sample uses it)."""
-        key = (st.noise_seed, *x.shape[-2:])
-        with self._lock:
-            if key not in self._gray:
-                seed = derived_seed(st.noise_seed, "gray")
-                gen = torch.Generator(device=x.device).manual_seed(seed)
-                self._gray[key] = torch.randn(
-                    x.shape[-2:], generator=gen, device=x.device, dtype=x.dtype
-                )
-            return self._gray[key]
-
-
-def _jpeg(x: Tensor, quality: tuple[float, ...]) -> Tensor:
-    q = torch.tensor(quality, device=x.device, dtype=torch.float32)
-    return jpeg_compress(torch.clamp(x, 0, 1), q)
 
 
 def _check(gt: Tensor, params: DegradationParams, cfg: DegradationConfig) -> None:
@@ -131,12 +209,28 @@ def _check(gt: Tensor, params: DegradationParams, cfg: DegradationConfig) -> Non
         raise ValueError(f"degrade: unknown final_order {params.final_order!r}")
 
 
-def _chunks(gt: Tensor, chunk: int | None) -> list[slice]:
+def _run_chunks(
+    gt: Tensor,
+    chunk: int | None,
+    executor: Executor | None,
+    fn: Callable[[slice], tuple[Tensor, Tensor | None]],
+) -> tuple[Tensor, list[Tensor]]:
+    """``fn`` over the batch's chunks on ``executor`` (default: :func:`default_executor`);
+    the concatenated first results and the list of the second ones."""
     b, _, h, w = gt.shape
-    n = chunk_size(b, h, w, gt.device) if chunk is None else chunk
-    if n < 1:
-        raise ValueError(f"degrade: chunk must be >= 1, got {n}")
-    return [slice(i, min(b, i + n)) for i in range(0, b, n)]
+
+    def run(ex: Executor) -> list[tuple[Tensor, Tensor | None]]:
+        n = chunk_size(b, h, w, gt.device, ex.workers) if chunk is None else chunk
+        if n < 1:
+            raise ValueError(f"degrade: chunk must be >= 1, got {n}")
+        return ex.map(fn, [slice(i, min(b, i + n)) for i in range(0, b, n)])
+
+    if executor is None:
+        with default_executor(gt.device) as ex:
+            parts = run(ex)
+    else:
+        parts = run(executor)
+    return torch.cat([a for a, _ in parts]), [x for _, x in parts if x is not None]
 
 
 def degrade(
@@ -144,136 +238,23 @@ def degrade(
     params: DegradationParams,
     cfg: DegradationConfig,
     *,
-    profile: dict[str, float] | None = None,
     chunk: int | None = None,
+    executor: Executor | None = None,
 ) -> Tensor:
     """(B, 3, H, W) float GT in [0, 1] -> LQ (B, 3, H/s, W/s), quantised to k/255, in [0, 1].
 
     ``gt`` is the image the degradations start from: the USM-sharpened GT when ``cfg.gt_usm``
-    (upstream synthesises the LQ from ``gt_usm`` in both stages). Steps, as upstream ``feed_data``:
-    blur(kernel1); resize by ``scale_factor``; noise; clamp + JPEG; [blur(kernel2) if drawn]; resize
-    to (H/s·f2, W/s·f2); noise; final stage in ``params.final_order``: 'resize_first' = resize to
-    (H/s, W/s), sinc, clamp, JPEG; 'jpeg_first' = clamp, JPEG, resize, sinc; then
-    ``clamp(round(255·x), 0, 255)/255``. Deterministic given ``params``: the bulk noise of sample
-    i comes from generators seeded by ``params`` and i, so the result does not depend on how the
-    batch is cut into ``chunk``-sample pieces (default: :func:`chunk_size`). The input is not
-    modified. ``profile``, if given, accumulates seconds per stage (blur, resize, noise, jpeg,
-    final) for bench/degrade.py.
+    (upstream synthesises the LQ from ``gt_usm`` in both stages). The stages are those of the
+    module doc, as upstream ``feed_data``; ``cfg.order`` 'first' is the classical model (first
+    order straight to the LQ size), 'bicubic' antialiased bicubic only. Deterministic given
+    ``params``; the input is not modified. ``chunk`` (samples per piece, default
+    :func:`chunk_size`) and ``executor`` (default: :func:`~resrgan.degrade.executor.
+    default_executor` for the call) change the speed, never the values.
     """
-    return _in_chunks(gt, params, cfg, chunk, profile, sharpen=False)[0]
-
-
-def _in_chunks(
-    gt: Tensor,
-    params: DegradationParams,
-    cfg: DegradationConfig,
-    chunk: int | None,
-    profile: dict[str, float] | None,
-    *,
-    sharpen: bool,
-) -> tuple[Tensor, list[Tensor]]:
-    """:func:`degrade` of ``gt`` worked through in chunks (on the worker threads on CPU); with
-    ``sharpen`` each chunk is USM-sharpened first (and degraded from that when ``cfg.gt_usm``),
-    and its sharpened GT window is returned too. Stage times are summed over the chunks."""
     _check(gt, params, cfg)
-    run = _Run(params, cfg, gt)
-
-    def part(sl: slice) -> tuple[Tensor, Tensor | None, dict[str, float] | None]:
-        prof = None if profile is None else {}
-        x, window = gt[sl], None
-        if sharpen:
-            with _timed(prof, "usm", x):
-                x_usm = usm_sharpen(x)
-            window = _gt_window(x_usm, params.crop_top, params.crop_left, cfg)
-            x = x_usm if cfg.gt_usm else x
-        if cfg.order == "first":
-            return _classical(x, run, sl, prof), window, prof
-        if cfg.order == "bicubic":
-            return _bicubic(x, cfg), window, prof
-        return _first(x, run, sl, prof), window, prof
-
-    parts = map_samples(part, _chunks(gt, chunk), gt.device)
-    if profile is not None:
-        for _, _, prof in parts:
-            for k, v in (prof or {}).items():
-                profile[k] = profile.get(k, 0.0) + v
-    lq = torch.cat([lq for lq, _, _ in parts])
-    if cfg.order == "second":
-        lq = _second(lq, run, profile)
-    return lq, [w for _, w, _ in parts if w is not None]
-
-
-def _first(x: Tensor, run: _Run, sl: slice, profile: dict[str, float] | None) -> Tensor:
-    """The large-image part of :func:`degrade` for the samples ``sl`` (``x`` = gt[sl]): the first
-    order and the second order's blur and resize."""
-    params, cfg = run.params, run.cfg
-    h, w = params.gt_size_in
-    st1, st2 = params.stage1, params.stage2
-    with _timed(profile, "blur", x):
-        out = run.blur(x, "kernel1", cfg.blur_kernel_size, sl)
-    with _timed(profile, "resize", out):
-        out = resize(out, mode=st1.resize_mode, scale_factor=st1.resize_scale)
-    with _timed(profile, "noise", out):
-        out = run.noise(out, st1, sl)
-    with _timed(profile, "jpeg", out):
-        out = _jpeg(out, st1.jpeg_quality[sl])
-    with _timed(profile, "blur", out):
-        if params.second_blur:
-            out = run.blur(out, "kernel2", cfg.blur_kernel_size2, sl)
-    size2 = (int(h / cfg.scale * st2.resize_scale), int(w / cfg.scale * st2.resize_scale))
-    with _timed(profile, "resize", out):
-        return resize(out, mode=st2.resize_mode, size=size2)
-
-
-def _quantise(x: Tensor) -> Tensor:
-    return torch.clamp((x * 255.0).round(), 0, 255) / 255.0
-
-
-def _classical(x: Tensor, run: _Run, sl: slice, profile: dict[str, float] | None) -> Tensor:
-    """``cfg.order == "first"``, the classical degradation y = JPEG((x * k) resized + n) with the
-    first stage's draws (its resize mode, straight to the LQ size; its noise and JPEG quality)."""
-    params, cfg = run.params, run.cfg
-    h, w = params.gt_size_in
-    st1 = params.stage1
-    with _timed(profile, "blur", x):
-        out = run.blur(x, "kernel1", cfg.blur_kernel_size, sl)
-    with _timed(profile, "resize", out):
-        out = resize(out, mode=st1.resize_mode, size=(h // cfg.scale, w // cfg.scale))
-    with _timed(profile, "noise", out):
-        out = run.noise(out, st1, sl)
-    with _timed(profile, "jpeg", out):
-        return _quantise(_jpeg(out, st1.jpeg_quality[sl]))
-
-
-def _bicubic(x: Tensor, cfg: DegradationConfig) -> Tensor:
-    """``cfg.order == "bicubic"``: antialiased bicubic downsampling (as MATLAB imresize),
-    quantised."""
-    h, w = x.shape[-2:]
-    out = torch.nn.functional.interpolate(
-        x, size=(h // cfg.scale, w // cfg.scale), mode="bicubic", antialias=True
-    )
-    return _quantise(out)
-
-
-def _second(out: Tensor, run: _Run, profile: dict[str, float] | None) -> Tensor:
-    """The rest of :func:`degrade` at LQ size (whole batch): noise, final stage, quantisation."""
-    params, cfg = run.params, run.cfg
-    h, w = params.gt_size_in
-    st2 = params.stage2
-    sl = slice(0, params.batch_size)
-    with _timed(profile, "noise", out):
-        out = run.noise(out, st2, sl)
-    final = (h // cfg.scale, w // cfg.scale)
-    with _timed(profile, "final", out):
-        if params.final_order == "resize_first":
-            out = resize(out, mode=params.final_resize_mode, size=final)
-            out = run.blur(out, "sinc_kernel", cfg.blur_kernel_size, sl)
-            out = _jpeg(out, st2.jpeg_quality)
-        else:
-            out = _jpeg(out, st2.jpeg_quality)
-            out = resize(out, mode=params.final_resize_mode, size=final)
-            out = run.blur(out, "sinc_kernel", cfg.blur_kernel_size, sl)
-        return _quantise(out)
+    batch = _Batch.build(params, cfg, gt)
+    lq, _ = _run_chunks(gt, chunk, executor, lambda sl: (_degrade_samples(gt[sl], batch, sl), None))
+    return lq
 
 
 @dataclass
@@ -313,17 +294,24 @@ def make_training_batch(
     params: DegradationParams,
     cfg: DegradationConfig,
     *,
-    profile: dict[str, float] | None = None,
     chunk: int | None = None,
+    executor: Executor | None = None,
 ) -> TrainingBatch:
     """GT (B, 3, 400, 400) -> USM -> :func:`degrade` -> paired crop (one top/left for the batch).
 
     The degradation starts from the USM-sharpened GT when ``cfg.gt_usm`` (upstream: always for
-    Real-ESRGAN; Real-ESRNet with ``gt_usm: True``), else from the GT itself. The batch is
-    worked through ``chunk`` samples at a time (USM, degradation and crop per chunk; default
-    :func:`chunk_size`); the result does not depend on the chunking.
+    Real-ESRGAN; Real-ESRNet with ``gt_usm: True``), else from the GT itself. ``chunk`` and
+    ``executor`` as for :func:`degrade` (USM, degradation and the GT window per chunk); the
+    result does not depend on them.
     """
-    out, usm = _in_chunks(gt, params, cfg, chunk, profile, sharpen=True)
-    with _timed(profile, "crop", out):
-        lq_c, (gt_c,) = paired_crop(out, (gt,), params.crop_top, params.crop_left, cfg)
+    _check(gt, params, cfg)
+    batch = _Batch.build(params, cfg, gt)
+
+    def part(sl: slice) -> tuple[Tensor, Tensor]:
+        x_usm = usm_sharpen(gt[sl])
+        lq = _degrade_samples(x_usm if cfg.gt_usm else gt[sl], batch, sl)
+        return lq, _gt_window(x_usm, params.crop_top, params.crop_left, cfg)
+
+    out, usm = _run_chunks(gt, chunk, executor, part)
+    lq_c, (gt_c,) = paired_crop(out, (gt,), params.crop_top, params.crop_left, cfg)
     return TrainingBatch(lq=lq_c, gt=gt_c, gt_usm=torch.cat(usm))
