@@ -14,7 +14,7 @@ from resrgan.errors import ModelNotFoundError, WeightsError
 from resrgan.losses import DEFAULT_LAYER_WEIGHTS, PerceptualLoss, gan_loss, l1_loss
 from resrgan.nets.vgg import VGG19_LAYERS, VGG19Features
 from resrgan.weights import vgg19
-from resrgan.weights.vgg19 import build_vgg19_features, resolve_vgg19_weights
+from resrgan.weights.vgg19 import build_vgg19_features, resolve_vgg19_weights, vgg19_if_present
 
 # torchvision vgg19 "features" conv indices and channels (spec §2.4)
 TV_CONVS = {
@@ -179,6 +179,20 @@ def test_vgg_found_in_the_torch_hub_cache(tmp_path: Path, monkeypatch: pytest.Mo
     torch.save(_random_torchvision_vgg19(), p)
     assert resolve_vgg19_weights("auto", download=False) == p
     assert resolve_vgg19_weights("random") is None
+
+
+def test_vgg_if_present_finds_the_hub_file_and_never_downloads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(
+        "resrgan.weights.vgg19.fetch", lambda *a, **k: pytest.fail("if-present downloaded")
+    )
+    assert vgg19_if_present() is None
+    p = tmp_path / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth"
+    p.parent.mkdir(parents=True)
+    p.write_bytes(b"x")
+    assert vgg19_if_present() == p
 
 
 def test_missing_explicit_vgg_path_names_it(tmp_path: Path) -> None:

@@ -95,6 +95,21 @@ def test_the_guard_stays_silent_on_a_healthy_smoke_run(smoke_run: Path) -> None:
     assert [r["step"] for r in val] == [0, 10, 20]
     for r in val:
         assert 0 <= r["val_color_shift"] < 0.04 and r["val_std_ratio"] > 0.25, r
+        assert 0 < r["val_false_color"] < 0.5, r  # measured on grey copies of the inputs
+
+
+def test_vgg_if_present_without_the_file_trains_l1_and_gan_only(
+    data: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no hub file, and never a download
+    monkeypatch.setenv("RESRGAN_OFFLINE", "1")
+    out = tmp_path / "run"
+    args = ["train", SMOKE, "--data", str(data[0]), "--out", str(out), "--device", "cpu"]
+    rc = main([*args, "--quiet", "--iters", "5", "--set", "losses.vgg_weights=if-present"])
+    assert rc == 0
+    steps = [r for r in _records(out) if "l_g_pix" in r]
+    assert [r["step"] for r in steps] == [5]
+    assert "l_g_gan" in steps[0] and "l_g_percep" not in steps[0]
 
 
 def test_model_files_hold_the_ema_generator(smoke_run: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..config import apply_overrides, from_dict, read_yaml, to_dict
-from ..degrade.config import DegradationConfig
+from ..degradation.config import DegradationConfig
 from ..errors import ConfigError
 
 
@@ -71,8 +71,9 @@ class OptimConfig:
 @dataclass(frozen=True)
 class LossConfig:
     """L1 + perceptual + GAN weights and targets (spec §2.4). ``vgg_weights``: 'auto' (torch hub
-    cache, else a sha256-checked download), a path to vgg19-dcbb9e9d.pth, or 'random' (tests
-    only)."""
+    cache, else a sha256-checked download), a path to vgg19-dcbb9e9d.pth, 'if-present' (the hub
+    cache's file when it is there, else no perceptual loss: L1 + GAN, the offline choice measured
+    in docs/training.md) or 'random' (fixed random weights)."""
 
     pixel_weight: float = 1.0
     perceptual_weight: float = 1.0

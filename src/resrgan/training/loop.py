@@ -276,8 +276,8 @@ def build_val_set(cfg: TrainConfig) -> ValSet | None:
     if not Path(v.hr_dir).is_dir():
         raise ConfigError(f"val.hr_dir: folder {v.hr_dir} does not exist")
     from ..data.hr import HRFolder
-    from ..degrade.params import sample_degradation
-    from ..degrade.pipeline import make_training_batch
+    from ..degradation.params import sample_degradation
+    from ..degradation.pipeline import make_training_batch
 
     ds = HRFolder(
         v.hr_dir, crop_pad_size=cfg.degradation.crop_pad_size, use_hflip=False, seed=v.seed
@@ -472,14 +472,26 @@ def _run(
         if net is not None:
             net.to(device=device, memory_format=mf)
     percep = None
-    if esrgan and cfg.losses.perceptual_weight > 0 and any(cfg.losses.layer_weights):
+    vgg_source = cfg.losses.vgg_weights
+    if esrgan and vgg_source == "if-present" and cfg.losses.perceptual_weight > 0:
+        from ..weights.vgg19 import hub_checkpoint_path, vgg19_if_present
+
+        found = vgg19_if_present()
+        vgg_source = str(found) if found else ""
+        if not found:
+            log.warning(
+                "losses.vgg_weights if-present: no %s: training without a perceptual loss "
+                "(L1 + GAN)",
+                hub_checkpoint_path(),
+            )
+    if esrgan and vgg_source and cfg.losses.perceptual_weight > 0 and any(cfg.losses.layer_weights):
         from ..losses import PerceptualLoss
         from ..weights.vgg19 import build_vgg19_features
 
         names = ("conv1_2", "conv2_2", "conv3_4", "conv4_4", "conv5_4")
         # layers with weight 0 are not computed: the VGG is truncated after the deepest used one
         lw = {n: w for n, w in zip(names, cfg.losses.layer_weights, strict=True) if w != 0}
-        vgg = build_vgg19_features(cfg.losses.vgg_weights, layers=tuple(lw))
+        vgg = build_vgg19_features(vgg_source, layers=tuple(lw))
         percep = PerceptualLoss(
             vgg, layer_weights=lw, perceptual_weight=cfg.losses.perceptual_weight
         ).to(device)
@@ -506,7 +518,7 @@ def _run(
         scaler_d = torch.amp.GradScaler(device.type, enabled=scaler_g.is_enabled())
     pool = None
     if cfg.data.mode == "degrade" and cfg.degradation.queue_size > 0:
-        from ..degrade.pool import PairPool
+        from ..degradation.pool import PairPool
 
         pool = PairPool(cfg.degradation.queue_size)
 

@@ -33,6 +33,14 @@ def hub_checkpoint_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
 
 
+def vgg19_if_present() -> Path | None:
+    """The ImageNet VGG19 file when the torch hub cache holds it, else None (never downloads):
+    ``losses.vgg_weights: if-present`` trains with the real perceptual loss where the file is,
+    and without a perceptual loss elsewhere."""
+    cached = hub_checkpoint_path()
+    return cached if cached.is_file() else None
+
+
 def resolve_vgg19_weights(source: str = "auto", *, download: bool | None = None) -> Path | None:
     """Find the VGG19 ImageNet weights. ``source``: ``"auto"``, ``"random"`` (returns None) or a
     path.
