@@ -47,6 +47,7 @@ import numpy as np
 
 from ..errors import ResrganError, UsageError, VideoReadError, VideoWriteError
 from ..io import video as vio
+from ..paths import atomic_path
 from .shard import Shard, share
 
 log = logging.getLogger(__name__)
@@ -224,8 +225,10 @@ class _Work:
     def segment(self, index: int) -> Path:
         return self.path / f"seg-{index:05d}{self.seg_suffix}"
 
-    def temp_segment(self, index: int) -> Path:
-        return self.path / f"seg-{index:05d}{_TMP_MARK}-{os.getpid()}{self.seg_suffix}"
+    def temp_prefix(self, index: int) -> str:
+        """Temporary segment names carry the writer's pid (``seg-00003.resrgan-tmp-PID-XXXX.mp4``):
+        a rerun removes those of workers no longer running."""
+        return f"seg-{index:05d}{_TMP_MARK}-{os.getpid()}-"
 
     def marker(self, index: int) -> Path:
         return self.path / f"seg-{index:05d}.json"
@@ -262,17 +265,13 @@ class _Work:
             return None
         return marker
 
-    def commit(self, index: int, temp: Path, marker: dict[str, Any]) -> None:
-        if marker["frames"] > 0:
-            os.replace(temp, self.segment(index))
-        else:
-            with contextlib.suppress(OSError):
-                temp.unlink()
+    def write_marker(self, index: int, marker: dict[str, Any]) -> None:
+        """Written after the segment's file is in place: a marker means the segment is done."""
         _write_json(self.marker(index), marker)
 
     def remove_stale_temps(self) -> None:
         for p in self.path.glob(f"seg-*{_TMP_MARK}-*"):
-            pid = p.name.split(f"{_TMP_MARK}-", 1)[1].split(".", 1)[0]
+            pid = p.name.split(f"{_TMP_MARK}-", 1)[1].split("-", 1)[0].split(".", 1)[0]
             if pid == str(os.getpid()) or not _pid_alive(pid):
                 with contextlib.suppress(OSError):
                     p.unlink()
@@ -297,9 +296,8 @@ def _pid_alive(pid: str) -> bool:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f"{path.name}{_TMP_MARK}-{os.getpid()}")
-    tmp.write_text(json.dumps(data, sort_keys=True))
-    os.replace(tmp, path)
+    with atomic_path(path, prefix=f"{path.name}{_TMP_MARK}-{os.getpid()}-", suffix="") as tmp:
+        tmp.write_text(json.dumps(data, sort_keys=True))
 
 
 # --- the network on frames -----------------------------------------------------------------
@@ -450,50 +448,57 @@ class _Encoder(threading.Thread):
         self.error: BaseException | None = None
 
     def run(self) -> None:
-        writer: vio.SegmentWriter | None = None
-        first = last = None
         try:
-            while True:
-                item = _get(self.q, self.stop, lambda: True)
-                if item[0] == _DONE:
-                    return
-                seg = item[1]
-                if item[0] == "frame":
-                    pts = item[2]
-                    if writer is None:
-                        writer = self._open(seg)
-                        first = pts
-                    writer.write(pts, item[3])
-                    last = pts
-                    continue
-                frames = 0  # "end"
-                temp = self.target.work.temp_segment(seg.index)
-                if writer is not None:
-                    frames = writer.close()
-                    temp = writer.path
-                    writer = None
-                marker = {
-                    "frames": frames,
-                    "first": first,
-                    "last": last,
-                    "time_base": str(self.target.time_base),
-                }
-                self.target.work.commit(seg.index, temp, marker)
-                first = last = None
-                self.on_segment(seg, marker)
+            item = self._next()
+            while item[0] != _DONE:
+                item = self._segment(item)
         except _Stopped:
             pass
         except BaseException as e:  # noqa: BLE001 - handed to the main thread
             self.error = e
             self.stop.set()
-        finally:
-            if writer is not None:
-                writer.abort()
 
-    def _open(self, seg: Segment) -> vio.SegmentWriter:
+    def _next(self) -> Any:
+        return _get(self.q, self.stop, lambda: True)
+
+    def _segment(self, item: Any) -> Any:
+        """Encode one segment's frames, from ``item`` to the segment's end, into a temporary file
+        renamed into place when complete (:func:`resrgan.paths.atomic_path`; removed on an error
+        or a stop), then write its marker. Returns the item after the end."""
+        seg: Segment = item[1]
+        work = self.target.work
+        first = last = None
+        frames = 0
+        if item[0] == "frame":
+            first = item[2]
+            prefix = work.temp_prefix(seg.index)
+            with atomic_path(work.segment(seg.index), prefix=prefix, suffix=work.seg_suffix) as tmp:
+                writer = self._open(tmp)
+                try:
+                    while item[0] == "frame":
+                        writer.write(item[2], item[3])
+                        last = item[2]
+                        item = self._next()
+                    frames = writer.close()
+                except BaseException:
+                    writer.abort()
+                    raise
+        if item[0] != "end" or item[1] is not seg:
+            raise VideoWriteError(f"segment {seg.index}: frames arrived out of order ({item[0]})")
+        marker = {
+            "frames": frames,
+            "first": first,
+            "last": last,
+            "time_base": str(self.target.time_base),
+        }
+        work.write_marker(seg.index, marker)
+        self.on_segment(seg, marker)
+        return self._next()
+
+    def _open(self, path: Path) -> vio.SegmentWriter:
         t = self.target
         return vio.SegmentWriter(
-            t.work.temp_segment(seg.index),
+            path,
             t.encoder,
             width=t.width,
             height=t.height,
@@ -819,8 +824,8 @@ def _join(
     frame count and the notes of the join (streams re-encoded or left out)."""
     files = [work.segment(s.index) for s, m in zip(segments, markers, strict=True) if m["frames"]]
     expected = sum(int(m["frames"]) for m in markers)
-    tmp = output.with_name(f".{output.stem}{_TMP_MARK}-{os.getpid()}{output.suffix}")
-    try:
+    prefix = f".{output.stem}{_TMP_MARK}-{os.getpid()}-"
+    with atomic_path(output, prefix=prefix, suffix=output.suffix) as tmp:
         report = vio.join_segments(
             files, info, tmp, format_name=vio.CONTAINERS[ext], retimed=retimed
         )
@@ -841,11 +846,6 @@ def _join(
                 f"every stream starts {1000 * float(shift):.1f} ms later: .{ext} cannot start "
                 "before 0 and a source stream does (e.g. AAC priming from MP4); sync is unchanged"
             )
-        os.replace(tmp, output)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
     return expected, report.notes
 
 
