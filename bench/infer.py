@@ -4,6 +4,7 @@ CLI start-up, memory.
     python bench/infer.py                 # everything (512x512 x4plus fp32 takes minutes)
     python bench/infer.py --quick         # 128x128 only, fewer tile settings
     python bench/infer.py --only speed,tiles,bf16,cli,memory --threads 2
+    python bench/infer.py --only order --threads 2   # x4plus: whole image vs bands, 128-1024
 
 Each speed row runs in its own subprocess so that its peak RSS (ru_maxrss) is its own. GFLOP/s
 counts the network's convolutions (2 FLOP per multiply-add; RealESRGAN_x4plus is 35.8 MFLOP per
@@ -329,11 +330,85 @@ print(out.shape, round(time.perf_counter() - t, 1),
     print(f"| {shape} | {secs} | {rss} | {(8000 * 8000 * 3 + 32000 * 32000 * 3) / 2**20:.0f} |")
 
 
+def section_order(sizes: list[int], threads: int, reps: int, blocks: int | None) -> None:
+    """fp32 RealESRGAN_x4plus (Winograd trunk) in the whole-image order and in the engine's
+    bands (``resrgan.infer.fastrrdb.BAND_TILES``), alternately in one process: effective GFLOP/s
+    over the image's own pixels by wall time and by the process's CPU time (steadier on a shared
+    machine), and each size's rate relative to the smallest size's in the same order.
+    ``blocks``: only the first N of the 23 RRDBs (the trunk's blocks all cost the same per pixel)
+    to make 1024x1024 affordable on a slow machine; the tail's share is then larger."""
+    import copy
+
+    import torch
+
+    torch.set_num_threads(threads)
+    from resrgan.infer import fastrrdb
+    from resrgan.weights.zoo import load_zoo_model
+
+    net, _ = load_zoo_model("RealESRGAN_x4plus")
+    net = net.float().eval().to(memory_format=torch.channels_last)
+    if blocks is not None:
+        net = copy.deepcopy(net)
+        net.body = net.body[:blocks]
+    fpp = conv_flops_per_pixel(net)
+    orders = {"whole image": None, f"bands of {fastrrdb.BAND_TILES} tiles": fastrrdb.BAND_TILES}
+    trunk = f"{len(net.body)} of 23 RRDBs" if blocks is not None else "23 RRDBs"
+    print(
+        f"\n## Execution order: RealESRGAN_x4plus fp32, Winograd trunk ({trunk}, "
+        f"{fpp / 1e6:.1f} MFLOP per px), {threads} threads, best of {reps}, alternately\n"
+    )
+    print(
+        "| input | order | band rows | wall s | GFLOP/s | vs same order "
+        f"{sizes[0]}x{sizes[0]} | CPU s | GFLOP per CPU s | vs same order {sizes[0]}x{sizes[0]} "
+        "| max abs diff to whole image |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    base: dict[str, tuple[float, float]] = {}
+    for size in sizes:
+        x = torch.from_numpy(photo(size, size)).permute(2, 0, 1)[None].float().div(255)
+        x = x.contiguous(memory_format=torch.channels_last)
+
+        def run(bt: int | None, x: torch.Tensor = x) -> tuple[float, torch.Tensor]:
+            cpu = time.process_time()
+            out = fastrrdb.forward(net, x, winograd=True, residual_dtype=None, band_tiles=bt)
+            return time.process_time() - cpu, out
+
+        if size <= 128:  # warm-up: oneDNN builds its kernels per shape
+            for bt in orders.values():
+                run(bt)
+        cpu_best: dict[str, float] = {}
+        wall_best: dict[str, tuple[float, torch.Tensor]] = {}
+        for _ in range(reps):  # alternately; per order the best wall and the best CPU time
+            best = alternate({name: (lambda bt=bt: run(bt)) for name, bt in orders.items()}, 1)
+            for name, (secs, (cpu, out)) in best.items():
+                cpu_best[name] = min(cpu_best.get(name, cpu), cpu)
+                if name not in wall_best or secs < wall_best[name][0]:
+                    wall_best[name] = (secs, out)
+        ref = wall_best["whole image"][1]
+        for name, bt in orders.items():
+            secs, out = wall_best[name]
+            gflop = fpp * size * size / 1e9
+            rate, cpu_rate = gflop / secs, gflop / cpu_best[name]
+            b = base.setdefault(name, (rate, cpu_rate))
+            rows = min(fastrrdb.band_rows(size, bt) or size, -(-size // 4))
+            print(
+                f"| {size}x{size} | {name} | {rows} | {secs:.2f} | {rate:.0f} | {rate / b[0]:.3f} "
+                f"| {cpu_best[name]:.2f} | {cpu_rate:.0f} | {cpu_rate / b[1]:.3f} "
+                f"| {float((out - ref).abs().max()):.1e} |",
+                flush=True,
+            )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--only", default="speed,tiles,bf16,cli,memory")
+    p.add_argument("--only", default="speed,tiles,bf16,cli,memory", help="sections; also: order")
+    p.add_argument("--order-sizes", default="128,512,1024", help="input sizes of --only order")
+    p.add_argument("--order-reps", type=int, default=2, help="runs per order and size (best of)")
+    p.add_argument(
+        "--order-blocks", type=int, default=None, help="--only order: the first N RRDBs only"
+    )
     p.add_argument("--one", nargs=5, metavar=("MODEL", "SIZE", "TILE", "PRECISION", "THREADS"))
     p.add_argument(
         "--default-malloc",
@@ -370,6 +445,9 @@ def main() -> None:
         section_cli()
     if "memory" in only:
         section_memory(a.threads)
+    if "order" in only:
+        sizes = [int(v) for v in a.order_sizes.split(",")]
+        section_order(sizes, a.threads, a.order_reps, a.order_blocks)
 
 
 if __name__ == "__main__":

@@ -27,9 +27,9 @@ def _count_blocks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
     real = winograd.dense_block
 
-    def spy(*args: object) -> None:
+    def spy(*args: object, **kwargs: object) -> None:
         calls.append(1)
-        real(*args)  # type: ignore[arg-type]
+        real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(winograd, "dense_block", spy)
     return calls
@@ -94,6 +94,31 @@ def test_direct_path_with_banded_tail_equals_the_forward(
     x_before = x.clone()
     _fast(net, x)
     assert torch.equal(x, x_before)  # the input is never written
+
+
+def test_engine_runs_the_trunk_in_bands_of_about_band_tiles() -> None:
+    """The engine's default runner splits a large trunk into bands of ~BAND_TILES tiles and
+    leaves a small one whole (one band: the whole-image order)."""
+    net = RRDBNet(num_block=1, num_feat=8, num_grow_ch=4).eval()
+    engine = Engine(net, device=torch.device("cpu"), dtype=torch.float32, tile=0)
+    runner = engine._nets[torch.float32].run
+    assert isinstance(runner, fastrrdb.FastRRDB)
+    assert runner.band_tiles == fastrrdb.BAND_TILES
+    assert fastrrdb.band_rows(512, fastrrdb.BAND_TILES) == fastrrdb.BAND_TILES // 128
+    assert fastrrdb.band_rows(128, fastrrdb.BAND_TILES) >= 32  # 128x128 (32 tile rows): whole
+    assert fastrrdb.band_rows(4096, fastrrdb.BAND_TILES) == 1  # at least a row
+    assert fastrrdb.band_rows(512, None) is None
+
+
+def test_trunk_in_bands_equals_the_whole_image_order_within_rounding() -> None:
+    """One-row and three-row bands (and a short last band) against one band: float rounding
+    only (a few 1e-7 of the range; bound 1e-5), on every output pixel."""
+    net = _scaled(RRDBNet(scale=4, num_block=2, num_feat=16, num_grow_ch=8), 0.1, 11)
+    x = torch.rand(2, 3, 37, 22, generator=torch.Generator().manual_seed(5))
+    whole = fastrrdb.forward(net, x, winograd=True, residual_dtype=None, band_tiles=None)
+    for band_tiles in (1, 18):  # 6 tiles a row: bands of 1 and 3 of the 10 tile rows
+        got = fastrrdb.forward(net, x, winograd=True, residual_dtype=None, band_tiles=band_tiles)
+        assert float((got - whole).abs().max()) <= 1e-5 * float(whole.abs().max())
 
 
 def test_new_weights_are_used_on_the_next_call() -> None:

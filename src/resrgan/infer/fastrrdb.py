@@ -6,6 +6,14 @@ explicit arguments; the network class itself is only the upstream computation.
   in tile layout (:mod:`resrgan.infer.winograd`, ~1.8-2x faster, float rounding apart), image by
   image. Whole 4x4 blocks of the (unshuffled) input are computed either way, so tiles are rounded
   up to them (:attr:`FastRRDB.tile_multiple`).
+* ``band_tiles`` (Winograd trunk only; default :data:`BAND_TILES`): the execution order. Each
+  convolution of a dense block runs in bands of about that many tiles (whole tile rows), and
+  each band's output goes through the activation, the rings and the input transform while it is
+  still in the cache, instead of every step streaming the whole image's maps through memory
+  (x4plus: ~2.8 KB per pixel of workspace). No context is recomputed: a band's rings wait one
+  tile row for the next band. An image of at most ``band_tiles`` tiles (x4plus at 128x128: 1024)
+  is one band, the whole-image order; ``None`` forces that order. The result equals the
+  whole-image order to float rounding (the products' blocking differs; tests bound it).
 * ``winograd=False``: direct convolutions; each dense block concatenates into two reused buffers,
   activations and residuals in place (:func:`_rdb_direct`).
 * ``residual_dtype``: the dtype of the residual trunk (``conv_first``'s output, every dense
@@ -30,11 +38,21 @@ import torch.nn.functional as F
 from ..nets.rrdbnet import ResidualDenseBlock, RRDBNet, unshuffle_factor
 from . import winograd
 
-__all__ = ["FastRRDB", "forward", "winograd_applies"]
+__all__ = ["BAND_TILES", "FastRRDB", "band_rows", "forward", "winograd_applies"]
 
 _TAIL_HALO = 2  # the tail's convs at 2x and 4x need 2 rows of context at 1x
 _TAIL_MIN_ROWS = 32
 _TAIL_BAND_BYTES = 32 << 20
+#: Winograd tiles (4x4 trunk pixels) per band of the trunk's execution order (see the module doc)
+BAND_TILES = 1024
+
+
+def band_rows(width: int, band_tiles: int | None) -> int | None:
+    """Tile rows per band of the Winograd trunk for a map ``width`` pixels wide: about
+    ``band_tiles`` tiles, at least one row (``None``: the whole image, one band)."""
+    if band_tiles is None:
+        return None
+    return max(1, band_tiles // -(-width // 4))
 
 
 def winograd_applies(device: torch.device, dtype: torch.dtype) -> bool:
@@ -50,6 +68,7 @@ class FastRRDB:
     net: RRDBNet
     winograd: bool
     residual_dtype: torch.dtype | None = None
+    band_tiles: int | None = BAND_TILES
 
     @property
     def scale(self) -> int:
@@ -73,12 +92,23 @@ class FastRRDB:
         return per_trunk_px // unshuffle_factor(self.net.scale) ** 2
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return forward(self.net, x, winograd=self.winograd, residual_dtype=self.residual_dtype)
+        return forward(
+            self.net,
+            x,
+            winograd=self.winograd,
+            residual_dtype=self.residual_dtype,
+            band_tiles=self.band_tiles,
+        )
 
 
 @torch.inference_mode()
 def forward(
-    net: RRDBNet, x: torch.Tensor, *, winograd: bool, residual_dtype: torch.dtype | None
+    net: RRDBNet,
+    x: torch.Tensor,
+    *,
+    winograd: bool,
+    residual_dtype: torch.dtype | None,
+    band_tiles: int | None = BAND_TILES,
 ) -> torch.Tensor:
     """``net(x)`` without autograd (see the module docstring for the arguments). Run under
     ``torch.autocast`` for reduced precision, with the weights already in that dtype."""
@@ -95,7 +125,7 @@ def forward(
     feat = net.conv_first(x)
     if residual_dtype is not None:
         feat = feat.to(residual_dtype)
-    body = _trunk_winograd(net, feat) if winograd else _trunk_direct(net, feat)
+    body = _trunk_winograd(net, feat, band_tiles) if winograd else _trunk_direct(net, feat)
     feat = feat + net.conv_body(body)
     del body
     return _tail_in_bands(net, feat)
@@ -108,21 +138,23 @@ def _widths(net: RRDBNet) -> tuple[int, int]:
     return feat, grow
 
 
-def _trunk_winograd(net: RRDBNet, feat: torch.Tensor) -> torch.Tensor:
+def _trunk_winograd(net: RRDBNet, feat: torch.Tensor, band_tiles: int | None) -> torch.Tensor:
     """The RRDB trunk with :mod:`resrgan.infer.winograd` dense blocks, image by image."""
     n, c, h, w = feat.shape
     g = _widths(net)[1]
     ws = winograd.TileMaps(
-        h, w, p_channels=c + g, u_channels=c + 4 * g, out_channels=max(c, g), device=feat.device
-    )  # FastRRDB.workspace_bytes_per_pixel() says how large
+        h, w, p_channels=c + g, u_channels=c + 4 * g, out_channels=max(c, g), device=feat.device,
+        band_rows=band_rows(w, band_tiles),
+    )  # fmt: skip  # FastRRDB.workspace_bytes_per_pixel() says how large
     out = torch.empty_like(feat)
     for i in range(n):
         ws.load(feat[i])
         body = ws.core(0, c).clone()  # the RRDB residual's input
         for rrdb in net.body:
-            for rdb in (rrdb.rdb1, rrdb.rdb2, rrdb.rdb3):
+            for rdb in (rrdb.rdb1, rrdb.rdb2):
                 winograd.dense_block(ws, winograd.rdb_weights(rdb, ws.weight_matrix), c, g)
-            winograd.rrdb_end(ws, body)
+            weights = winograd.rdb_weights(rrdb.rdb3, ws.weight_matrix)
+            winograd.dense_block(ws, weights, c, g, residual=body)
         out[i].copy_(ws.store(c))
     return out
 

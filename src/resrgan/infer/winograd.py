@@ -72,16 +72,19 @@ def transform_weight(weight: torch.Tensor, matrix: torch.Tensor | None = None) -
 
 
 def workspace_bytes_per_pixel(*, p_channels: int, u_channels: int, conv_outs: tuple) -> int:
-    """Bytes of a :class:`TileMaps` per pixel: per 4x4 pixels and channel, P and U hold 36
-    floats, each distinct convolution width a product buffer of 36, the widest an output buffer
-    of 16 (RRDBNet x4plus: 3.7 KB)."""
+    """Bytes of a :class:`TileMaps` per pixel when its band is the whole image: per 4x4 pixels
+    and channel, P and U hold 36 floats, each distinct convolution width a product buffer of 36,
+    the widest an output buffer of 16 (RRDBNet x4plus: 3.7 KB). In bands the product and output
+    buffers are one band's, so a large image needs less (x4plus: 2.8 KB + 0.9 KB per band
+    pixel)."""
     widths = set(conv_outs)
     floats = 36 * (p_channels + u_channels + sum(widths)) + 16 * max(widths)
     return floats * 4 // 16
 
 
 class TileMaps:
-    """One image's feature maps in tile layout, and the Winograd convolutions on them.
+    """One image's feature maps in tile layout, and the Winograd convolutions on them, band by
+    band.
 
     ``P`` (6, 6, C, th, tw) holds maps as the 6x6 input tiles the transform reads: position
     (a, b) of tile (i, j) is pixel (4i + a - 1, 4j + b - 1). The 4x4 core (a, b in 1..4) is
@@ -89,15 +92,23 @@ class TileMaps:
     from the neighbouring tiles' cores and is zero at the image border (set once). ``U``
     (36, C, tiles) holds transforms, concatenated along C for the dense blocks. Every step is a
     matrix product or a copy of whole (channels x tiles) rows, with no gather.
+
+    **Bands** (``band_rows`` tile rows each; default: the whole image): a convolution runs band
+    after band, and each band's output goes on at once, while it is in the cache, through the
+    activation, the rings and the input transform of the rows whose neighbours are final (one
+    tile row behind: a ring needs the next row's cores). Only the product's read of the earlier
+    maps' transforms comes from memory. Every tile gets the same arithmetic in any band layout.
     Memory: :func:`workspace_bytes_per_pixel` (RRDBNet x4plus: 3.7 KB per pixel)."""
 
     def __init__(
         self, h: int, w: int, *, p_channels: int, u_channels: int, out_channels: int,
-        device: torch.device,
+        device: torch.device, band_rows: int | None = None,
     ) -> None:  # fmt: skip
         self.h, self.w = h, w
         self.th, self.tw = -(-h // 4), -(-w // 4)
         self.tiles = self.th * self.tw
+        rows = self.th if band_rows is None else max(1, min(band_rows, self.th))
+        self.bands = [(r0, min(r0 + rows, self.th)) for r0 in range(0, self.th, rows)]
         self.P = torch.zeros(6, 6, p_channels, self.th, self.tw, device=device)
         self.U = torch.empty(36, u_channels, self.tiles, device=device)
         self.weight_matrix = _weight_matrix(device)
@@ -105,22 +116,24 @@ class TileMaps:
         self._b36 = torch.einsum("ai,bj->abij", bt, bt).reshape(36, 36).float().to(device)
         at = _f64(_AT)
         self._a16 = torch.einsum("pa,qb->pqab", at, at).reshape(16, 36).float().to(device)
-        self._y = torch.empty(16 * out_channels * self.tiles, device=device)
+        self._y = torch.empty(16 * out_channels * rows * self.tw, device=device)
+        self._m: dict[int, torch.Tensor] = {}
         self._views: dict[tuple, Any] = {}
 
     # ---------------------------------------------------------------- layout conversions
     def load(self, x: torch.Tensor) -> None:
-        """(C, h, w) maps -> the core and ring of the first C channels."""
+        """(C, h, w) maps -> the core, ring and transform of the first C channels."""
         c = x.shape[0]
         core = self.P[1:5, 1:5, :c].permute(2, 3, 0, 4, 1)  # (c, th, 4, tw, 4)
         full = torch.zeros(c, 4 * self.th, 4 * self.tw, device=x.device)
         full[:, : self.h, : self.w] = x
         core.copy_(full.unflatten(1, (self.th, 4)).unflatten(3, (self.tw, 4)))
-        self.ring(0, c)
+        self.finish(0, c, 0, 0, self.th)
 
-    def core(self, c0: int, c1: int) -> torch.Tensor:
-        """The cores of channels c0:c1: (4, 4, c, th, tw), a view."""
-        return self._view(("core", c0, c1), lambda: self.P[1:5, 1:5, c0:c1])
+    def core(self, c0: int, c1: int, r0: int = 0, r1: int | None = None) -> torch.Tensor:
+        """The cores of channels c0:c1, tile rows r0:r1: (4, 4, c, rows, tw), a view."""
+        r1 = self.th if r1 is None else r1
+        return self._view(("core", c0, c1, r0, r1), lambda: self.P[1:5, 1:5, c0:c1, r0:r1])
 
     def store(self, c: int) -> torch.Tensor:
         """The first C channels as (C, h, w) maps (a copy)."""
@@ -128,99 +141,125 @@ class TileMaps:
         return full[:, : self.h, : self.w]
 
     # ---------------------------------------------------------------- steps
-    # A dense block is ~60 kernel calls; the views they work on are made once per workspace
-    # (slicing them anew each time cost ~0.5 ms per block, ~7 % of a 100x100 forward).
+    # A dense block is ~60 kernel calls per band; the views they work on are made once per
+    # workspace (slicing them anew each time cost ~0.5 ms per block, ~7 % of a 100x100 forward).
     def _view(self, key: tuple, make: Callable[[], object]) -> Any:
         v = self._views.get(key)
         if v is None:
             v = self._views[key] = make()
         return v
 
-    def ring(self, c0: int, c1: int) -> None:
-        """Copy the neighbours' edge pixels into the rings of channels c0:c1 (after the cores
-        are final): rows first, then columns over all six rows (the corners)."""
-        for dst, src in self._view(("ring", c0, c1), lambda: self._ring_pairs(c0, c1)):
-            dst.copy_(src)
+    def steps(self) -> list[tuple[int, int, int, int]]:
+        """Per band ``(r0, r1, a, b)``: compute tile rows r0:r1, then :meth:`finish` rows a:b
+        (all of the band's but the last, whose ring needs the next band's first row)."""
+        out, done = [], 0
+        for r0, r1 in self.bands:
+            b = self.th if r1 == self.th else r1 - 1
+            out.append((r0, r1, done, b))
+            done = b
+        return out
 
-    def _ring_pairs(self, c0: int, c1: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        p = self.P
-        pairs = []
-        if self.th > 1:
-            pairs.append((p[0, 1:5, c0:c1, 1:], p[4, 1:5, c0:c1, :-1]))
-            pairs.append((p[5, 1:5, c0:c1, :-1], p[1, 1:5, c0:c1, 1:]))
-        if self.tw > 1:
-            pairs.append((p[:, 0, c0:c1, :, 1:], p[:, 4, c0:c1, :, :-1]))
-            pairs.append((p[:, 5, c0:c1, :, :-1], p[:, 1, c0:c1, :, 1:]))
-        return pairs
-
-    def clear_margin(self, c0: int, c1: int) -> None:
-        """Zero the core pixels at rows >= h or columns >= w (the last tile row / column)."""
-        for v in self._view(("margin", c0, c1), lambda: self._margins(c0, c1)):
-            v.zero_()
-
-    def _margins(self, c0: int, c1: int) -> list[torch.Tensor]:
-        rows = self.h - 4 * (self.th - 1)  # pixels of the last tile row inside the image
-        cols = self.w - 4 * (self.tw - 1)
-        views = [self.P[1 + rows : 5, :, c0:c1, -1]] if rows < 4 else []
-        return views + ([self.P[:, 1 + cols : 5, c0:c1, :, -1]] if cols < 4 else [])
-
-    def transform_in(self, c0: int, c1: int, u0: int) -> None:
-        """U[:, u0:...] = B^T d B for every tile of P's channels c0:c1, as one product with the
-        36x36 ``B^T (x) B^T``: 6x the multiply-adds of two 6x6 passes, but one read of P and one
-        write of U, in place (both are strided matrices that BLAS reads directly)."""
-        n = (c1 - c0) * self.tiles
-        src, dst = self._view(
-            ("in", c0, c1, u0),
-            lambda: (self.P[:, :, c0:c1].view(36, n), self.U[:, u0 : u0 + c1 - c0].view(36, n)),
-        )
-        torch.mm(self._b36, src, out=dst)
-
-    def conv(self, wt: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        """A 3x3 convolution of the first Cin channels of ``U`` (the concatenation), as output
-        tiles (4, 4, Cout, th, tw) in a reused buffer: 36 products (Cout, Cin) x (Cin, tiles)
-        with the transformed kernel, then one product with the 16x36 ``A^T (x) A^T``. The bias
-        goes to the product slot that reaches all 16 outputs of a tile."""
+    def conv(self, wt: torch.Tensor, bias: torch.Tensor, r0: int, r1: int) -> torch.Tensor:
+        """A 3x3 convolution of the first Cin channels of ``U`` (the concatenation) at tile rows
+        r0:r1, as output tiles (4, 4, Cout, rows, tw) in a reused buffer: 36 products
+        (Cout, Cin) x (Cin, tiles) with the transformed kernel, then one product with the 16x36
+        ``A^T (x) A^T``. The bias goes to the product slot that reaches all 16 outputs of a
+        tile."""
         co, cin = wt.shape[1], wt.shape[2]
-        u = self._view(("u", cin), lambda: self.U[:, :cin])
-        m, slot, mflat, y, tiles = self._view(("out", co), lambda: self._out_buffers(co))
+        u, m, slot, mflat, y, tiles = self._view(
+            ("conv", co, cin, r0, r1), lambda: self._conv_views(co, cin, r0, r1)
+        )
         torch.bmm(wt, u, out=m)
         slot.add_(bias.view(-1, 1))
         torch.mm(self._a16, mflat, out=y)
         return tiles
 
-    def _out_buffers(self, co: int) -> tuple[torch.Tensor, ...]:
-        m = torch.empty(36, co, self.tiles, device=self.P.device)
-        y = self._y[: 16 * co * self.tiles].view(16, -1)
-        return m, m[_BIAS_SLOT], m.view(36, -1), y, y.view(4, 4, co, self.th, self.tw)
+    def _conv_views(self, co: int, cin: int, r0: int, r1: int) -> tuple[torch.Tensor, ...]:
+        n = (r1 - r0) * self.tw
+        if co not in self._m:
+            self._m[co] = torch.empty(36 * co * self.bands[0][1] * self.tw, device=self.P.device)
+        m = self._m[co][: 36 * co * n].view(36, co, n)
+        y = self._y[: 16 * co * n].view(16, -1)
+        u = self.U[:, :cin, r0 * self.tw : r1 * self.tw]
+        return u, m, m[_BIAS_SLOT], m.view(36, -1), y, y.view(4, 4, co, r1 - r0, self.tw)
+
+    def clear_margin(self, c0: int, c1: int, r0: int, r1: int) -> None:
+        """Zero the core pixels at rows >= h or columns >= w (the last tile row / column) in
+        tile rows r0:r1."""
+        for v in self._view(("margin", c0, c1, r0, r1), lambda: self._margins(c0, c1, r0, r1)):
+            v.zero_()
+
+    def _margins(self, c0: int, c1: int, r0: int, r1: int) -> list[torch.Tensor]:
+        rows = self.h - 4 * (self.th - 1)  # pixels of the last tile row inside the image
+        cols = self.w - 4 * (self.tw - 1)
+        views = [self.P[1 + rows : 5, :, c0:c1, -1]] if rows < 4 and r1 == self.th else []
+        return views + ([self.P[:, 1 + cols : 5, c0:c1, r0:r1, -1]] if cols < 4 else [])
+
+    def finish(self, c0: int, c1: int, u0: int, a: int, b: int) -> None:
+        """Tile rows a:b of channels c0:c1, whose cores and their neighbours' are final: their
+        rings (rows first, then columns over all six rows: the corners), then their transform
+        into U[:, u0:...]. Rows before ``a`` are finished already."""
+        if b > a:
+            for dst, src in self._view(("ring", c0, c1, a, b), lambda: self._rings(c0, c1, a, b)):
+                dst.copy_(src)
+            self.transform_in(c0, c1, u0, a, b)
+
+    def _rings(self, c0: int, c1: int, a: int, b: int) -> list[tuple[torch.Tensor, ...]]:
+        p, e = self.P, min(b, self.th - 1)  # the row boundaries a+1..e (a's is done)
+        pairs = []
+        if e > a:
+            pairs.append((p[0, 1:5, c0:c1, a + 1 : e + 1], p[4, 1:5, c0:c1, a:e]))
+            pairs.append((p[5, 1:5, c0:c1, a:e], p[1, 1:5, c0:c1, a + 1 : e + 1]))
+        if self.tw > 1:
+            pairs.append((p[:, 0, c0:c1, a:b, 1:], p[:, 4, c0:c1, a:b, :-1]))
+            pairs.append((p[:, 5, c0:c1, a:b, :-1], p[:, 1, c0:c1, a:b, 1:]))
+        return pairs
+
+    def transform_in(self, c0: int, c1: int, u0: int, a: int, b: int) -> None:
+        """U[:, u0:...] = B^T d B for the tiles of P's channels c0:c1 in tile rows a:b, as
+        products with the 36x36 ``B^T (x) B^T`` (one per channel; 6x the multiply-adds of two
+        6x6 passes, but one read of P and one write of U, in place: both are strided matrices
+        that BLAS reads directly)."""
+        b36, src, dst = self._view(("in", c0, c1, u0, a, b), lambda: self._in(c0, c1, u0, a, b))
+        torch.bmm(b36, src, out=dst)
+
+    def _in(self, c0: int, c1: int, u0: int, a: int, b: int) -> tuple[torch.Tensor, ...]:
+        c, t0, t1 = c1 - c0, a * self.tw, b * self.tw
+        src = self.P.view(36, -1, self.tiles)[:, c0:c1, t0:t1].transpose(0, 1)
+        dst = self.U[:, u0 : u0 + c, t0:t1].transpose(0, 1)
+        return self._b36.expand(c, 36, 36), src, dst
 
 
-def dense_block(ws: TileMaps, weights: list, feat: int, grow: int) -> None:
+def dense_block(
+    ws: TileMaps, weights: list, feat: int, grow: int, residual: torch.Tensor | None = None
+) -> None:
     """One ResidualDenseBlock on channels 0:feat of ``ws.P``, in place: they become
-    ``conv5(...) * 0.2 + x`` with x1..x4 = leaky_relu(conv_k(cat), 0.2). Each growth map goes
-    through P's channels feat:feat+grow into U after the channels before it, so conv_k reads the
-    concatenation as U's first channels."""
-    ws.transform_in(0, feat, 0)
+    ``conv5(...) * 0.2 + x`` with x1..x4 = leaky_relu(conv_k(cat), 0.2), and their transform
+    goes to U's first channels for the next block. Each growth map goes through P's channels
+    feat:feat+grow into U after the channels before it, so conv_k reads the concatenation as U's
+    first channels. With ``residual`` (the cores at the RRDB's start, (4, 4, C, th, tw)) the
+    block is an RRDB's last: the result is then ``y * 0.2 + residual``, and ``residual`` becomes
+    its copy for the next RRDB."""
     c = feat
     for wt, bias in weights[:4]:
-        dest = ws.core(feat, feat + grow)
-        torch.ops.aten.leaky_relu.out(ws.conv(wt, bias), 0.2, out=dest)
-        ws.clear_margin(feat, feat + grow)
-        ws.ring(feat, feat + grow)
-        ws.transform_in(feat, feat + grow, c)
+        for r0, r1, a, b in ws.steps():
+            dest = ws.core(feat, feat + grow, r0, r1)
+            torch.ops.aten.leaky_relu.out(ws.conv(wt, bias, r0, r1), 0.2, out=dest)
+            ws.clear_margin(feat, feat + grow, r0, r1)
+            ws.finish(feat, feat + grow, c, a, b)
         c += grow
-    y5 = ws.conv(*weights[4]).mul_(0.2)
-    ws.core(0, feat).add_(y5)  # x + conv5 * 0.2, the rounding of conv5 * 0.2 + x
-    ws.clear_margin(0, feat)
-    ws.ring(0, feat)
-
-
-def rrdb_end(ws: TileMaps, body: torch.Tensor) -> None:
-    """End of an RRDB: channels 0:C become ``y * 0.2 + body`` (``body``: their cores at the
-    RRDB's start, (4, 4, C, th, tw)), and ``body`` their copy for the next RRDB."""
-    c = body.shape[2]
-    ws.core(0, c).mul_(0.2).add_(body)
-    ws.ring(0, c)
-    body.copy_(ws.core(0, c))
+    for r0, r1, a, b in ws.steps():
+        # x's transform in U is read by later bands' conv5 only at their own rows, so the
+        # finished rows' new transform can replace it at once
+        y5 = ws.conv(*weights[4], r0, r1).mul_(0.2)
+        x = ws.core(0, feat, r0, r1)
+        x.add_(y5)  # x + conv5 * 0.2, the rounding of conv5 * 0.2 + x
+        if residual is not None:
+            body = residual[:, :, :, r0:r1]
+            x.mul_(0.2).add_(body)
+            body.copy_(x)
+        ws.clear_margin(0, feat, r0, r1)
+        ws.finish(0, feat, 0, a, b)
 
 
 def rdb_weights(
