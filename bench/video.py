@@ -13,21 +13,27 @@ synthetic pattern without it), encoded with libx264 (CRF 18) at 25 fps with an A
 fp32, no tiling), each stage alone (decode: ``VideoReader`` to RGB; network:
 ``Upscaler.upscale`` per frame; encode: ``SegmentWriter`` with the default libx264 CRF 18 medium),
 then the whole ``upscale_video`` (probe, decode, network, encode overlapped in threads, join with
-the audio). "overhead" is (pipelined seconds - network seconds) / network seconds: what decoding,
-encoding and joining add to the network in the real run.
+the audio), each as wall and CPU seconds (all threads of the process). "decode + encode vs
+network" is what the two stages cost beside the network; "pipelined vs network alone" is
+(pipelined - network) / network: what decoding, encoding and joining add in the real run.
 
 **memory**: peak RSS (ru_maxrss of a child process per clip) of ``upscale_video`` for clips of
-1x, 4x and 16x ``--frames`` frames at 160x90 with realesr-animevideov3 (``--memory-model
-compact-tiny``: a random tiny net, so that long clips take little time): flat if nothing grows
-with the length.
+1x, 4x and 16x ``--frames`` frames at 160x90, then 4x again (the two 4x runs show the noise), and
+the RSS after a quarter, half, three quarters and all of each clip. ``--memory-model
+compact-tiny`` (a random tiny net) makes long clips quick. The child sets up the allocator as
+the ``resrgan`` console script does (:mod:`resrgan.allocator`).
 
 **original**: the original script's ``inference_video`` (realesrgan 0.3.0 and basicsr 1.4.2 fetched
 as in bench/compare_original.py, ffmpeg-python and future fetched likewise, the system ``ffmpeg``
-binary) against ``upscale_video`` on the same clip, same weights, fp32, CPU, alternately, each in
-its own child process. The original calls ``torch.cuda.synchronize`` after every frame, which fails
-without CUDA: it is replaced by a no-op. The script itself is not shipped here; pass its path with
-``--original-script`` (it is in the Real-ESRGAN repository, not in the realesrgan wheel). Without
-it, or without the ``ffmpeg`` binary, the row says why it was skipped.
+binary) against ``upscale_video`` (fp32 and, as its own row, bf16) on the same clip, same
+weights, CPU, alternately, each in its own child process. Per run: wall seconds from process
+start to exit, CPU seconds of the process and the children it waited for (the original's two
+ffmpeg processes), fps between the first and the last frame's network pass, and start-up (the
+wall time the frames at that fps do not explain: imports, model loading, probing, joining). The
+original calls ``torch.cuda.synchronize`` after every frame, which fails without CUDA: it is
+replaced by a no-op. The script itself is not shipped here; pass its path with
+``--original-script`` (it is in the Real-ESRGAN repository and the realesrgan sdist, not in the
+wheel). Without it, or without the ``ffmpeg`` binary, the row says why it was skipped.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ import sys
 import tempfile
 import time
 import types
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +155,7 @@ def stage_times(model: str, clip: Path, out: Path) -> dict[str, tuple[float, flo
             "pipelined": tuple(t_total)}  # fmt: skip
 
 
-def speed(frames: int, tmp: Path) -> None:
+def speed(frames: int, tmp: Path, rows: Sequence[tuple[str, int, int]] = SPEED_ROWS) -> None:
     print(f"\n## speed (CPU, fp32, no tiling, torch threads "
           f"{__import__('torch').get_num_threads()}; wall / CPU of all threads)\n")  # fmt: skip
     print(
@@ -156,7 +163,7 @@ def speed(frames: int, tmp: Path) -> None:
         "decode + encode vs network | pipelined fps | pipelined vs network alone |"
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    for model, w, h in SPEED_ROWS:
+    for model, w, h in rows:
         n = max(3, frames // 2) if model == "RealESRGAN_x4plus" else frames
         clip = make_clip(tmp / f"{model}_{w}x{h}.mp4", w, h, n)
         s = stage_times(model, clip, tmp / f"{model}_{w}x{h}_out.mp4")
@@ -208,18 +215,19 @@ def memory(frames: int, tmp: Path, model: str) -> None:
     (the difference between the two 4x runs is the noise)."""
     print(f"\n## peak RSS against clip length ({model}, 160x90 -> 640x360, libx264 CRF 18 "
           "medium, 10 s segments; allocator as the resrgan CLI)\n")  # fmt: skip
-    print("| frames | segments | wall s | peak RSS MB |")
-    print("|---:|---:|---:|---:|")
+    print("| frames | segments | wall s | RSS MB after 1/4, 1/2, 3/4, all frames | peak RSS MB |")
+    print("|---:|---:|---:|---|---:|")
     for n in (frames, 4 * frames, 16 * frames, 4 * frames):
         clip = tmp / f"mem{n}.mp4"
         if not clip.exists():
             make_clip(clip, 160, 90, n)
         r = _child(["ours", str(clip), str(tmp / f"mem{n}_out.mp4"), model])
         if "error" in r:
-            print(f"| {n} | failed: {r['error']} | | |")
+            print(f"| {n} | failed: {r['error']} | | | |")
             continue
-        segs = int(np.ceil(n / 25 / 10))
-        print(f"| {n} | {segs} | {r['wall']:.1f} | {r['rss_mb']:.0f} |", flush=True)
+        segs = r["segments"]
+        curve = ", ".join(str(v) for v in r["curve"])
+        print(f"| {n} | {segs} | {r['wall']:.1f} | {curve} | {r['rss_mb']:.0f} |", flush=True)
 
 
 def _fetch_wheels(src: Path) -> list[Path]:
@@ -357,6 +365,8 @@ def child(argv: list[str]) -> None:
     side, clip, out = argv[0], Path(argv[1]), Path(argv[2])
     model = argv[3]
     stamps: list[float] = []
+    curve: list[int] = []  # RSS MB after 1/4, 1/2, 3/4 and all of the frames (ours)
+    segments = 0
     if side == "original":
         secs = run_original(Path(argv[4]), clip, out.parent, model, Path(argv[5]), stamps)
     else:
@@ -372,13 +382,26 @@ def child(argv: list[str]) -> None:
             if done > seen[0]:
                 seen[0] = done
                 stamps.append(time.time())
+                if done in (total // 4, total // 2, 3 * total // 4, total):
+                    curve.append(round(_rss_mb()))
 
         settings = VideoSettings()
-        upscale_video(VideoJob(clip, out, named=True), up, settings, overwrite=True,
-                      on_progress=progress)  # fmt: skip
+        result = upscale_video(VideoJob(clip, out, named=True), up, settings, overwrite=True,
+                               on_progress=progress)  # fmt: skip
+        segments = result.segments
         secs = time.perf_counter() - t
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": secs, "rss_mb": rss, "frame_times": stamps}))
+    print(json.dumps({"seconds": secs, "rss_mb": rss, "frame_times": stamps, "curve": curve,
+                      "segments": segments}))  # fmt: skip
+
+
+def _rss_mb() -> float:
+    """Resident memory now (Linux /proc; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def main() -> None:
@@ -389,6 +412,13 @@ def main() -> None:
     p.add_argument("--only", default="speed,memory,original", help="comma-separated sections")
     p.add_argument("--frames", type=int, default=16, help="frames per clip (default 16)")
     p.add_argument("--quick", action="store_true", help="4 frames per clip")
+    p.add_argument(
+        "--rows",
+        default=None,
+        help="speed rows as MODEL:WxH,... (default: "
+        + ",".join(f"{m}:{w}x{h}" for m, w, h in SPEED_ROWS)
+        + ")",
+    )
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--original-script", type=Path, default=None, help="the original's script")
     p.add_argument("--src", type=Path, default=Path(tempfile.gettempdir()) / "resrgan_original")
@@ -411,7 +441,12 @@ def main() -> None:
     only = set(args.only.split(","))
     with tempfile.TemporaryDirectory(prefix="resrgan-bench-video-") as tmp:
         if "speed" in only:
-            speed(frames, Path(tmp))
+            rows = SPEED_ROWS
+            if args.rows:
+                pairs = [r.rsplit(":", 1) for r in args.rows.split(",")]
+                sizes = [(m, wh.split("x")) for m, wh in pairs]
+                rows = tuple((m, int(w), int(h)) for m, (w, h) in sizes)
+            speed(frames, Path(tmp), rows)
         if "memory" in only:
             memory(frames, Path(tmp), args.memory_model)
         if "original" in only:

@@ -269,14 +269,17 @@ class _Alive:
         self._lock = threading.Lock()
 
     def track(self, array: np.ndarray) -> np.ndarray:
+        self.added()
+        weakref.finalize(array, self.freed)
+        return array
+
+    def added(self) -> None:
         with self._lock:
             self.now += 1
             self.total += 1
             self.most = max(self.most, self.now)
-        weakref.finalize(array, self._freed)
-        return array
 
-    def _freed(self) -> None:
+    def freed(self) -> None:
         with self._lock:
             self.now -= 1
 
@@ -316,6 +319,45 @@ def test_frames_alive_at_once_are_bounded_by_the_queues_not_the_length(
     assert decoded.most <= depth + batch + 2
     assert upscaled.most <= depth + batch + 2
     assert decoded.now == upscaled.now == 0  # nothing kept once the file is done
+
+
+class _CountedInput:
+    """A PyAV input container whose opening and closing are counted."""
+
+    def __init__(self, container: Any, alive: _Alive) -> None:
+        self._c, self._alive, self._open = container, alive, True
+        alive.added()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._c, name)
+
+    def __enter__(self) -> _CountedInput:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            self._alive.freed()
+        self._c.close()
+
+
+def test_inputs_open_at_once_do_not_grow_with_the_segments(
+    tmp_path: Path, up: Upscaler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened = _Alive()
+    open_input = vio._open_input
+    monkeypatch.setattr(vio, "_open_input", lambda p: _CountedInput(open_input(p), opened))
+    clip = make_clip(tmp_path / "segs.mp4", n=24, audio="aac")
+    result = _run(clip.path, tmp_path / "o.mp4", up)
+    assert result.segments == 6 and result.status == "done"
+    assert opened.total >= 6 + 1  # every segment and the source were read
+    assert (
+        opened.most <= 3
+    )  # the join: the first segment (the template), the current one, the source
+    assert opened.now == 0
 
 
 # --- interrupts and resume -------------------------------------------------------------------
