@@ -8,8 +8,8 @@ official x4plus distributions from a fixed seed, so every run times the same bat
 batch is a warm-up and is not counted. Prints a Markdown table. The per-op columns time the op
 functions the pipeline calls (wrapped here, off the library's data path: usm_sharpen, filter2d,
 resize, the noise ops, jpeg_compress). On CPU the chunks of a batch run on single-threaded worker
-threads (resrgan.degrade.executor.SampleThreads), so the op times are summed over the workers: with
-2 threads they add up to about twice the wall time per batch.
+threads (resrgan.degradation.executor.SampleThreads), so the op times are summed over the workers:
+with 2 threads they add up to about twice the wall time per batch.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from collections.abc import Iterator
 
 import torch
 
-import resrgan.degrade.pipeline as pipeline
-from resrgan.degrade import DegradationConfig, make_training_batch, sample_degradation
+import resrgan.degradation.pipeline as pipeline
+from resrgan.degradation import DegradationConfig, make_training_batch, sample_degradation
 
 STAGES = ("usm", "blur", "resize", "noise", "jpeg")
 # the functions of the pipeline module that do each op
@@ -100,8 +100,8 @@ def bench(device: str, batches: int, batch_size: int, scale: int) -> dict[str, f
 
 def dense_usm_seconds(device: str, batch_size: int) -> float:
     """Upstream-style USM (dense 51x51 grouped conv) on the same batch, for comparison."""
-    from resrgan.degrade.filter import filter2d
-    from resrgan.degrade.sharpen import usm_kernel
+    from resrgan.degradation.filter import filter2d
+    from resrgan.degradation.sharpen import usm_kernel
 
     gt = torch.rand((batch_size, 3, 400, 400), generator=torch.Generator().manual_seed(1)).to(
         device

@@ -90,7 +90,7 @@ def bench(arch: str, with_data: bool, args: argparse.Namespace, amp: str = "none
     pool = None
     if with_data:
         from resrgan.data.hr import HRFolder
-        from resrgan.degrade.pool import PairPool
+        from resrgan.degradation.pool import PairPool
 
         ds = HRFolder(args.data, crop_pad_size=400)
         loader = torch.utils.data.DataLoader(

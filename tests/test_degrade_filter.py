@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import ndimage
 
-from resrgan.degrade.filter import filter2d
-from resrgan.degrade.kernels import make_kernels, pulse_kernel
-from resrgan.degrade.resize import resize
+from resrgan.degradation.filter import filter2d
+from resrgan.degradation.kernels import make_kernels, pulse_kernel
+from resrgan.degradation.resize import resize
 
 
 def kernels(b: int) -> torch.Tensor:
@@ -156,7 +156,7 @@ def test_fft_single_thread_per_sample_path_equals_batched_path() -> None:
 
 
 def test_fft_size_is_even_smooth_and_minimal() -> None:
-    from resrgan.degrade.filter import fft_size
+    from resrgan.degradation.filter import fft_size
 
     def smooth(m: int) -> bool:
         for f in (2, 3, 5, 7):

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from resrgan.degrade.jpeg import (
+from resrgan.degradation.jpeg import (
     CHROMA_TABLE,
     LUMA_TABLE,
     dct_matrix,

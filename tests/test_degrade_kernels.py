@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy.special import j1
 
-from resrgan.degrade.kernels import gaussian_kernel, make_kernels, pulse_kernel
+from resrgan.degradation.kernels import gaussian_kernel, make_kernels, pulse_kernel
 
 ALL = [
     "iso",

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from resrgan.degrade.noise import (
+from resrgan.degradation.noise import (
     add_gaussian_noise,
     add_poisson_noise,
     derived_seed,
@@ -129,7 +129,7 @@ def test_noise_keeps_shape_and_dtype(dtype: torch.dtype) -> None:
 
 
 def test_chunked_poisson_sampler_is_thread_count_independent_and_poisson() -> None:
-    from resrgan.degrade.noise import sample_poisson
+    from resrgan.degradation.noise import sample_poisson
 
     rate = torch.full((300_000,), 7.5)
     old = torch.get_num_threads()

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from resrgan.config import from_dict, load_config
-from resrgan.degrade.config import DegradationConfig, OrderConfig
-from resrgan.degrade.params import DegradationParams, sample_degradation
+from resrgan.degradation.config import DegradationConfig, OrderConfig
+from resrgan.degradation.params import DegradationParams, sample_degradation
 from resrgan.errors import ConfigError
 
 CFG = DegradationConfig()

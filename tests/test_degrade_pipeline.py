@@ -7,11 +7,11 @@ import dataclasses
 import pytest
 import torch
 
-from resrgan.degrade.config import DegradationConfig
-from resrgan.degrade.params import DegradationParams, sample_degradation
-from resrgan.degrade.pipeline import degrade, make_training_batch, paired_crop
-from resrgan.degrade.pool import PairPool
-from resrgan.degrade.sharpen import usm_sharpen
+from resrgan.degradation.config import DegradationConfig
+from resrgan.degradation.params import DegradationParams, sample_degradation
+from resrgan.degradation.pipeline import degrade, make_training_batch, paired_crop
+from resrgan.degradation.pool import PairPool
+from resrgan.degradation.sharpen import usm_sharpen
 from resrgan.errors import ConfigError
 
 CFG = DegradationConfig()
@@ -230,10 +230,10 @@ def test_queue_size_zero_means_no_pool() -> None:
 
 def literal_feed_data(gt: torch.Tensor, p: DegradationParams, cfg: DegradationConfig):
     """Spec §1.4 steps 1-9 written out with the individual ops (the reference for the glue)."""
-    from resrgan.degrade.filter import filter2d
-    from resrgan.degrade.jpeg import jpeg_compress
-    from resrgan.degrade.noise import add_gaussian_noise, add_poisson_noise, derived_seed
-    from resrgan.degrade.resize import resize
+    from resrgan.degradation.filter import filter2d
+    from resrgan.degradation.jpeg import jpeg_compress
+    from resrgan.degradation.noise import add_gaussian_noise, add_poisson_noise, derived_seed
+    from resrgan.degradation.resize import resize
 
     def noise(x, st):
         # sample i's noise from a generator seeded by (noise_seed, i); one gray map per stage
@@ -291,15 +291,20 @@ def test_degrade_equals_the_literal_order_of_operations(seed: int) -> None:
     assert (out != ref).float().mean() < 0.01
 
 
-def test_public_resrgan_degrade_name_is_callable() -> None:
+def test_resrgan_degrade_is_the_function_whatever_the_import_order() -> None:
+    """The package is ``resrgan.degradation``: importing it never rebinds ``resrgan.degrade``."""
+    import inspect
+
     import resrgan
+    import resrgan.degradation.params  # noqa: F401
 
     gt = photo(1, size=200, seed=4)
     cfg = DegradationConfig(gt_size=128, crop_pad_size=200)
     p = sample_degradation(
         1, cfg, generator=torch.Generator().manual_seed(4), gt_size_in=(200, 200)
     )
-    # resrgan.degrade is the subpackage once it is imported; calling it runs the pipeline
+    assert resrgan.degrade is degrade and inspect.isfunction(resrgan.degrade)
+    assert inspect.ismodule(resrgan.degradation) and not callable(resrgan.degradation)
     assert torch.equal(resrgan.degrade(gt, p, cfg), degrade(gt, p, cfg))
 
 
@@ -325,7 +330,7 @@ def test_sample_threads_change_no_value_and_no_thread_setting() -> None:
     serial run, and the caller's torch thread settings are left as they were."""
     import threading
 
-    from resrgan.degrade.executor import SampleThreads, Serial
+    from resrgan.degradation.executor import SampleThreads, Serial
 
     gt = photo(4, size=200, seed=7)
     cfg = DegradationConfig(gt_size=128, crop_pad_size=200)
@@ -373,7 +378,9 @@ def test_cpu_bytes_do_not_depend_on_the_thread_count(seed: int) -> None:
 
 
 def test_a_forked_child_degrades_with_its_own_threads() -> None:
-    """No pool outlives a call, so a forked child (a DataLoader worker) starts clean."""
+    """No pool outlives a call, so a forked child (a DataLoader worker) starts clean and runs
+    its own sample threads; it sets torch to one thread first, as DataLoader workers do (OpenMP
+    is not fork-safe)."""
     import multiprocessing as mp
 
     before = torch.get_num_threads()
@@ -388,19 +395,23 @@ def test_a_forked_child_degrades_with_its_own_threads() -> None:
 
 
 def _child_degrade() -> torch.Tensor:
+    from resrgan.degradation.executor import SampleThreads
+
+    torch.set_num_threads(1)
     gt = photo(2, size=200, seed=8)
     cfg = DegradationConfig(gt_size=128, crop_pad_size=200)
     p = sample_degradation(
         2, cfg, generator=torch.Generator().manual_seed(8), gt_size_in=(200, 200)
     )
-    return degrade(gt, p, cfg, chunk=1)
+    with SampleThreads(2) as ex:
+        return degrade(gt, p, cfg, chunk=1, executor=ex)
 
 
 def literal_first_order(gt: torch.Tensor, p: DegradationParams, cfg: DegradationConfig):
     """The classical model, y = JPEG((x * k1) resized to the LQ size + n), with stage 1's draws."""
-    from resrgan.degrade.filter import filter2d
-    from resrgan.degrade.jpeg import jpeg_compress
-    from resrgan.degrade.noise import add_gaussian_noise, add_poisson_noise, derived_seed
+    from resrgan.degradation.filter import filter2d
+    from resrgan.degradation.jpeg import jpeg_compress
+    from resrgan.degradation.noise import add_gaussian_noise, add_poisson_noise, derived_seed
 
     st = p.stage1
     s = cfg.scale

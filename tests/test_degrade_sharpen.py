@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from resrgan.degrade.filter import filter2d
-from resrgan.degrade.sharpen import (
+from resrgan.degradation.filter import filter2d
+from resrgan.degradation.sharpen import (
     USM_SIGMA,
     gaussian_1d,
     reflect_filter_matrix,

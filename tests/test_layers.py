@@ -1,7 +1,7 @@
 """DESIGN's one-way layers, read from the source with ``ast`` (every import statement, lazy ones
 inside functions and TYPE_CHECKING ones included):
 
-    cli -> serve -> infer/training/export -> degrade/nets/losses/weights/io/data/metrics
+    cli -> serve -> infer/training/export -> degradation/nets/losses/weights/io/data/metrics
         -> config -> errors/paths/seeds/allocator -> torch
 
 An import may go down the layers or stay in its layer, never up; ``nets`` imports nothing from
@@ -29,7 +29,7 @@ LAYERS: dict[str, int] = {
     "infer": 4,
     "training": 4,
     "export": 4,
-    "degrade": 3,
+    "degradation": 3,
     "nets": 3,
     "losses": 3,
     "weights": 3,
@@ -52,7 +52,7 @@ ALLOWED: dict[tuple[str, str], str] = {}
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "nets": ("weights", "infer", "training", "cli", "serve", "export"),
     "infer": ("training",),
-    "degrade": ("training",),
+    "degradation": ("training",),
 }
 
 

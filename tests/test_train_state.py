@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from resrgan.degrade.pool import PairPool
+from resrgan.degradation.pool import PairPool
 from resrgan.nets import SRVGGNetCompact
 from resrgan.nets.unet_disc import UNetDiscriminatorSN
 from resrgan.training.ema import make_ema

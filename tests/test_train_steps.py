@@ -148,10 +148,10 @@ def test_ema_rejects_bad_decay() -> None:
 def test_pool_targets_esrnet_pools_sharpened_gt_esrgan_recomputes_usm() -> None:
     from pathlib import Path
 
-    from resrgan.degrade.params import sample_degradation
-    from resrgan.degrade.pipeline import make_training_batch
-    from resrgan.degrade.pool import PairPool
-    from resrgan.degrade.sharpen import usm_sharpen
+    from resrgan.degradation.params import sample_degradation
+    from resrgan.degradation.pipeline import make_training_batch
+    from resrgan.degradation.pool import PairPool
+    from resrgan.degradation.sharpen import usm_sharpen
     from resrgan.training.config import load_train_config
     from resrgan.training.steps import synthesize_batch
 

@@ -25,7 +25,7 @@ _EXPORTS: dict[str, str] = {
     "save_weights": "resrgan.weights.load",
     "Upscaler": "resrgan.infer.upscaler",
     "RealESRGANer": "resrgan.infer.legacy",
-    "degrade": "resrgan.degrade.pipeline",
+    "degrade": "resrgan.degradation.pipeline",
     "train": "resrgan.training.loop",
 }
 

@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _config(args: argparse.Namespace) -> Any:
     from ..config import apply_overrides, from_dict, read_yaml
-    from ..degrade.config import DegradationConfig
+    from ..degradation.config import DegradationConfig
 
     data: dict[str, Any] = read_yaml(args.config) if args.config else {}
     if isinstance(data.get("degradation"), dict):
@@ -85,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..data.hr import HRFolder
-    from ..degrade.params import sample_degradation
-    from ..degrade.pipeline import make_training_batch
+    from ..degradation.params import sample_degradation
+    from ..degradation.pipeline import make_training_batch
     from ..errors import ImageReadError, UsageError
     from ..io.images import write_image
     from ..paths import atomic_path

@@ -2,7 +2,7 @@
 
 Reads an HR image, flips it horizontally with p = 0.5, pads it (reflect-101, bottom/right) when a
 side is shorter than ``crop_pad_size`` and crops a random ``crop_pad_size`` square when a side is
-longer. Kernel sampling, which upstream also does here, lives in :mod:`resrgan.degrade.params`
+longer. Kernel sampling, which upstream also does here, lives in :mod:`resrgan.degradation.params`
 (``sample_degradation``), so the dataset holds no degradation logic.
 """
 

@@ -20,7 +20,7 @@ from .checkpoint import load_scheduler_state, scheduler_state
 from .ema import unwrap
 
 if TYPE_CHECKING:
-    from ..degrade.pool import PairPool
+    from ..degradation.pool import PairPool
 
 Scheduler = torch.optim.lr_scheduler.LRScheduler
 

@@ -55,9 +55,9 @@ def synthesize_batch(
 ) -> Batch:
     """HR crops (B,3,400,400) on the training device -> a Batch, exactly as the original
     ``feed_data``."""
-    from ..degrade.params import sample_degradation
-    from ..degrade.pipeline import make_training_batch
-    from ..degrade.sharpen import usm_sharpen
+    from ..degradation.params import sample_degradation
+    from ..degradation.pipeline import make_training_batch
+    from ..degradation.sharpen import usm_sharpen
 
     deg = cfg.degradation
     if cfg.model == "esrgan" and not deg.gt_usm:
@@ -84,7 +84,7 @@ def paired_batch(lq: torch.Tensor, gt: torch.Tensor, cfg: TrainConfig) -> Batch:
     """Your own pairs (spec §3.4): no degradation, no pool; ``gt_usm = USM(gt)`` for Real-ESRGAN."""
     if cfg.model == "esrnet":
         return Batch(lq=lq.contiguous(), gt=gt, gt_usm=gt)
-    from ..degrade.sharpen import usm_sharpen
+    from ..degradation.sharpen import usm_sharpen
 
     return Batch(lq=lq.contiguous(), gt=gt, gt_usm=usm_sharpen(gt))
 

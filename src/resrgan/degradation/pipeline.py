@@ -5,12 +5,12 @@
     lq  = final_stage(x)       # [resize to the LQ size + sinc] and the second order's JPEG,
                                # in the order drawn; then clamp and round to 8 bits
 
-``degrade`` applies sampled :class:`~resrgan.degrade.params.DegradationParams` to a GT batch and
+``degrade`` applies sampled :class:`~resrgan.degradation.params.DegradationParams` to a GT batch and
 reproduces upstream ``RealESRGANModel.feed_data`` from the (already sharpened) GT to the quantised
 LQ; ``make_training_batch`` adds the USM of the GT and the paired random crop.
 
 Every sample's result depends on its own parameters only, so a batch may be worked through in
-chunks (cache-sized on CPU, :func:`chunk_size`) by an :mod:`~resrgan.degrade.executor` without
+chunks (cache-sized on CPU, :func:`chunk_size`) by an :mod:`~resrgan.degradation.executor` without
 changing a byte; that choice is made by the two drivers at the bottom, not by the stages.
 """
 
@@ -248,7 +248,7 @@ def degrade(
     module doc, as upstream ``feed_data``; ``cfg.order`` 'first' is the classical model (first
     order straight to the LQ size), 'bicubic' antialiased bicubic only. Deterministic given
     ``params``; the input is not modified. ``chunk`` (samples per piece, default
-    :func:`chunk_size`) and ``executor`` (default: :func:`~resrgan.degrade.executor.
+    :func:`chunk_size`) and ``executor`` (default: :func:`~resrgan.degradation.executor.
     default_executor` for the call) change the speed, never the values.
     """
     _check(gt, params, cfg)

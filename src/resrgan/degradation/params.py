@@ -4,9 +4,9 @@
 batch (resize type/factor/mode, noise type, second blur yes/no, final order) and per sample (the
 three kernels, noise sigma/scale, gray flag, JPEG qualities), plus the seeds of the bulk noise and
 the paired-crop position. The result is a frozen, JSON-friendly :class:`DegradationParams`; applying
-it (:func:`resrgan.degrade.pipeline.degrade`) is deterministic. The first and second orders are
+it (:func:`resrgan.degradation.pipeline.degrade`) is deterministic. The first and second orders are
 drawn by the same two functions (:func:`sample_kernels`, :func:`sample_stage`) from their
-:class:`~resrgan.degrade.config.OrderConfig`.
+:class:`~resrgan.degradation.config.OrderConfig`.
 """
 
 from __future__ import annotations

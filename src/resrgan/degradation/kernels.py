@@ -64,7 +64,7 @@ def make_kernels(
 
     * Gaussian (iso/aniso): ``exp(-Q/2)``; generalized: ``exp(-Q^β / 2)``; plateau: ``1/(1 + Q^β)``.
     * sinc (``circular_lowpass_kernel``): ``ω J1(ω r) / (2π r)``, centre value ``ω²/(4π)``.
-    * pulse: 1 at the centre (identity under :func:`~resrgan.degrade.filter.filter2d`).
+    * pulse: 1 at the centre (identity under :func:`~resrgan.degradation.filter.filter2d`).
 
     The grid is centred, column = x, row = y, as upstream's ``mesh_grid``. Computed in float64 on
     ``device`` (float32 where float64 is unavailable), returned in ``dtype``. No clamping.

@@ -76,12 +76,12 @@ def _usm_blocks(
 def separable_filter(img: Tensor, taps: Tensor | None = None) -> Tensor:
     """Filter (B, C, H, W) with the outer product ``taps ⊗ taps`` under reflect-101 padding.
 
-    Equals :func:`~resrgan.degrade.filter.filter2d` with the 2-D kernel (to float rounding). Each
-    1-D pass multiplies by the banded reflect-filter matrix, split into row blocks of 2·(k//2) rows
-    that only touch the columns they need (about 3x fewer flops than the dense matrix for k = 51 on
-    400 px); every block's product is written straight into its slice of the output. ``taps=None``
-    uses the USM Gaussian (its matrices are cached per size, device and dtype). Work in float32
-    (float64 for float64 input); output in the input's dtype; no clamping.
+    Equals :func:`~resrgan.degradation.filter.filter2d` with the 2-D kernel (to float rounding).
+    Each 1-D pass multiplies by the banded reflect-filter matrix, split into row blocks of
+    2·(k//2) rows that only touch the columns they need (about 3x fewer flops than the dense
+    matrix for k = 51 on 400 px); every block's product is written straight into its slice of the
+    output. ``taps=None`` uses the USM Gaussian (its matrices are cached per size, device and
+    dtype). Work in float32 (float64 for float64 input); output in the input's dtype; no clamping.
     """
     work = torch.float64 if img.dtype == torch.float64 else torch.float32
     h, w = img.shape[-2:]

@@ -8,7 +8,7 @@ same batches). Values do not depend on it: every sample's noise has its own gene
 chunking and the executor are tested not to change a byte.
 
 :class:`SampleThreads` owns its threads: make one and pass it to
-:func:`~resrgan.degrade.pipeline.make_training_batch` (``executor=``) to keep it across batches,
+:func:`~resrgan.degradation.pipeline.make_training_batch` (``executor=``) to keep it across batches,
 and ``close()`` it (or use ``with``). Without one, each call makes its own for the call
 (:func:`default_executor`). There is no process-global pool.
 
