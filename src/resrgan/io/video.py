@@ -318,7 +318,7 @@ def _open_input(path: Path) -> Any:
 
 
 def _ffmpeg_version() -> str:
-    """The version of the FFmpeg libraries PyAV was built with, e.g. ``8.0``."""
+    """The version of the FFmpeg libraries PyAV was built with, e.g. ``8.1.2``."""
     return str(getattr(require_av(), "ffmpeg_version_info", "?"))
 
 
@@ -1124,7 +1124,8 @@ def join_segments(
     if not segments:
         raise VideoWriteError(f"{output}: nothing to join")
     # one segment open at a time (each open input costs ~0.5 MB and a file descriptor; a film
-    # has hundreds of segments): the first one here, the others in _video_packets as they come
+    # has hundreds of segments): the first one here (the template), the others in _segment_inputs
+    # as the packets reach them
     first = _open_input(segments[0])
     try:
         src = _open_input(info.path)
