@@ -70,3 +70,23 @@ def test_a_missing_folder_is_an_os_error_and_leaves_nothing(tmp_path: Path) -> N
     with pytest.raises(FileNotFoundError), atomic_path(tmp_path / "no" / "x.bin"):
         pass  # pragma: no cover - the temporary file cannot be created
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("sync_folder", [True, False])
+def test_the_file_is_synced_before_the_rename_and_the_folder_after_only_if_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sync_folder: bool
+) -> None:
+    from resrgan import paths
+
+    synced: list[tuple[str, bool]] = []
+    real = paths._fsync
+
+    def spy(path: Path, *, directory: bool = False) -> None:
+        synced.append((path.name, (tmp_path / "x.bin").exists()))
+        real(path, directory=directory)
+
+    monkeypatch.setattr(paths, "_fsync", spy)
+    with atomic_path(tmp_path / "x.bin", sync_folder=sync_folder) as tmp:
+        tmp.write_bytes(b"x")
+    assert synced[0] == (tmp.name, False)  # the temporary file, before x.bin exists
+    assert synced[1:] == ([(tmp_path.name, True)] if sync_folder else [])

@@ -32,20 +32,26 @@ def weights_dir() -> Path:
 
 @contextmanager
 def atomic_path(
-    dest: str | os.PathLike[str], *, prefix: str | None = None, suffix: str = ".tmp"
+    dest: str | os.PathLike[str],
+    *,
+    prefix: str | None = None,
+    suffix: str = ".tmp",
+    sync_folder: bool = True,
 ) -> Iterator[Path]:
     """Write-then-rename: yield a hidden temporary path next to ``dest`` for the block to write.
 
     When the block ends normally the file gets the permissions a plain ``open()`` would give it
     (0666 minus the umask, set after the write because some writers replace the file), is fsynced
-    and renamed over ``dest`` with ``os.replace``, and the folder is fsynced. When the block raises,
-    the temporary file is removed and the exception goes on. ``dest`` therefore holds either its
-    previous content or the complete new file, never a partial one; a process killed mid-write
-    leaves only the hidden temporary file.
+    and renamed over ``dest`` with ``os.replace``, and (``sync_folder``) the folder is fsynced so
+    the rename itself survives a power cut. When the block raises, the temporary file is removed
+    and the exception goes on. ``dest`` therefore holds either its previous content or the complete
+    new file, never a partial one; a process killed mid-write leaves only the hidden temporary file.
 
     The temporary name is ``prefix`` + random characters + ``suffix`` (default
     ``.NAME.<random>.tmp``); writers that choose a format by extension need ``suffix=dest.suffix``.
-    The folder must exist; errors creating, syncing or renaming the file are OSError.
+    The folder must exist; errors creating, syncing or renaming the file are OSError. Without
+    ``sync_folder`` the function returns right after the rename: a batch that counts a file as done
+    once it appears (an interrupt can land in a slow folder sync) wants that.
 
         >>> with atomic_path(out) as tmp, open(tmp, "wb") as fh:
         ...     fh.write(data)
@@ -67,7 +73,8 @@ def atomic_path(
         with suppress(OSError):
             tmp.unlink()
         raise
-    _fsync(target.parent, directory=True)
+    if sync_folder:
+        _fsync(target.parent, directory=True)
 
 
 def _fsync(path: Path, *, directory: bool = False) -> None:

@@ -837,7 +837,10 @@ def _atomic(p: Path) -> Iterator[IO[bytes]]:
     suffix) that replaces ``p`` on success (:func:`resrgan.paths.atomic_path`)."""
     try:
         with (
-            atomic_path(p, prefix=f".{p.stem}{_TMP_MARK}", suffix=p.suffix) as tmp,
+            # no folder sync: a batch counts the image done as soon as it appears (see atomic_path)
+            atomic_path(
+                p, prefix=f".{p.stem}{_TMP_MARK}", suffix=p.suffix, sync_folder=False
+            ) as tmp,
             open(tmp, "wb") as fh,
         ):
             yield fh
