@@ -82,7 +82,7 @@ class FastRRDB:
 
     def workspace_bytes_per_pixel(self) -> int:
         """Memory of the Winograd trunk's workspace per *input* pixel (0 without it; x4plus:
-        3.7 KB)."""
+        3.7 KB), as one band; an image in several bands needs less (an upper bound)."""
         if not self.winograd:
             return 0
         feat, grow = _widths(self.net)
