@@ -15,7 +15,9 @@ products are 2.25 multiply-adds per output pixel and channel pair instead of 9. 
 kept in tile layout (:class:`TileMaps`) every step is one matrix product or a copy of whole rows,
 and x4plus runs ~1.8-2x faster than with PyTorch's direct convolutions on a 2-core AVX-512
 machine (bench/infer.py). The result differs from the direct convolution by float rounding only
-(tests: against float64, both within ~1e-5 of the range).
+(tests: against float64, both within ~1e-5 of the range). Large maps are worked in bands of tile
+rows, each band taken through every step of a convolution while it is in the cache
+(:class:`TileMaps`; docs/engine.md).
 """
 
 from __future__ import annotations
