@@ -699,7 +699,7 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=0, help="default: stages 4, distribution 30")
     ap.add_argument("--batch-size", type=int, default=12)
     ap.add_argument("--seed", type=int, default=0, help="stages: params and crop seed")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="distribution runs")
+    ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1], help="distribution runs")
     ap.add_argument("--crop-seed", type=int, default=0, help="distribution: the GT crops")
     ap.add_argument("--sides", nargs="+", default=["ours", "original"], help="distribution runs")
     ap.add_argument("--save", help="distribution: write the runs' PSNRs to this JSON file")
