@@ -21,7 +21,7 @@ best of ``--reps``) and prints each one's speed relative to the last model given
 ``--speed 256 resrgan-compact-x4 RealESRGAN_x4plus``.
 
 ``--grid PNG`` also writes a picture of real_lr crops side by side (input, nearest x4, then each
-model), for looking, not scoring.
+model), for looking, not scoring; with ``--grid-only`` it writes only that (no scores).
 """
 
 from __future__ import annotations
@@ -134,6 +134,7 @@ def main() -> int:
         "--niqe-params", type=Path, default=DATA / "niqe" / "niqe_pris_params.npz", help="NIQE .npz"
     )
     ap.add_argument("--grid", type=Path, help="write a PNG of real_lr crops side by side")
+    ap.add_argument("--grid-only", action="store_true", help="only write --grid (no scores): quick")
     ap.add_argument("--json", action="store_true", help="also print one JSON line per model")
     ap.add_argument(
         "--speed",
@@ -151,8 +152,17 @@ def main() -> int:
     torch.set_grad_enabled(False)
     if args.speed:
         return speed(args)
-    params = load_niqe_params(args.niqe_params)
     reals = real_lr_images(args.real)
+    if args.grid_only:
+        if not args.grid:
+            ap.error("--grid-only needs --grid PNG")
+        wanted = {c[0] for c in GRID_CROPS}
+        reals = [(n, img) for n, img in reals if n in wanted]
+        models = [Method(spec) for spec in args.models]
+        write_grid(args.grid, reals, {m.name: {n: m(img) for n, img in reals} for m in models})
+        print(f"grid: {args.grid}")
+        return 0
+    params = load_niqe_params(args.niqe_params)
     lqs, gts = synthetic_set(args.hr_val, args.pairs)
     rows, outputs = [], {}
     for spec in args.models:

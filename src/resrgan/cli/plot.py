@@ -90,8 +90,8 @@ def plot_metrics(
         ("validation PSNR (dB)", ["val_psnr"], False),
         ("validation SSIM", ["val_ssim"], False),
         (
-            "guard: colour shift / spread ratios",
-            ["val_color_shift", "val_std_ratio", "val_chroma_ratio"],
+            "guard: colour shift / spread ratios / false colour",
+            ["val_color_shift", "val_std_ratio", "val_chroma_ratio", "val_false_color"],
             False,
         ),
     ]

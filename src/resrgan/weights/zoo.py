@@ -269,7 +269,7 @@ _ALL = (
 )
 
 # Our own models, trained by resrgan and shipped inside the package (docs/models.md, model card).
-COMPACT_X4_SHA256 = "4b17461fc429e10effc84511f9a403eb194ac41d34318f82fa0f603e8c666d6b"
+COMPACT_X4_SHA256 = "f73d5e609ca400dd3fb140c5411ae5f99eb390160018cafc733c064a7dd600a8"
 _OURS = (
     ModelInfo(
         name="resrgan-compact-x4",
