@@ -315,15 +315,12 @@ def validate_net(
     from .guard import output_stats
 
     net.eval()
-    outs = []
+    outs, grey_outs = [], []  # grey_outs: the same inputs made grey; any colour is false colour
     for i in range(0, vs.lq.shape[0], cfg.val.batch_size):
         lq = vs.lq[i : i + cfg.val.batch_size].to(device)
         outs.append(net(lq).float().cpu())
-    raw = torch.cat(outs)
-    grey_outs = []  # the same inputs made grey: any colour in the outputs is false colour
-    for i in range(0, vs.lq.shape[0], cfg.val.batch_size):
-        lq = vs.lq[i : i + cfg.val.batch_size].to(device)
         grey_outs.append(net(lq.mean(dim=1, keepdim=True).expand_as(lq)).float().cpu())
+    raw = torch.cat(outs)
     stats = output_stats(raw, vs.gt, grey_out=torch.cat(grey_outs))
     out = raw.nan_to_num(0.0).clamp(0, 1)
     out8 = (out * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
