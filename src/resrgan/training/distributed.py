@@ -11,6 +11,7 @@ what makes "train 2N" equal "train N, resume, train N".
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from collections.abc import Iterator
@@ -58,7 +59,12 @@ def init_distributed(device: str = "cpu") -> DistInfo:
 
 
 def cleanup_distributed() -> None:
+    """Leave the process group. The DDP wrappers of the finished run hold the group through
+    reference cycles; collecting them first lets the group (and gloo's threads) end here rather
+    than during interpreter teardown, where gloo aborted a rank now and then (SIGABRT,
+    "terminate called without an active exception")."""
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 
