@@ -242,10 +242,17 @@ def _fetch_wheels(src: Path) -> list[Path]:
 
 
 def run_original(
-    script: Path, clip: Path, out_dir: Path, model: str, src: Path, stamps: list[float]
+    script: Path,
+    clip: Path,
+    out_dir: Path,
+    model: str,
+    src: Path,
+    stamps: list[float],
+    fp32: bool = True,
 ) -> float:
     """The original ``inference_video`` on ``clip`` (see the module doc); returns seconds.
-    ``stamps`` gets ``time.time()`` after every ``RealESRGANer.enhance`` (one per frame)."""
+    ``stamps`` gets ``time.time()`` after every ``RealESRGANer.enhance`` (one per frame).
+    ``fp32=False`` is the script's default (half precision: fp16, also on a CPU)."""
     import argparse as ap
 
     import torch
@@ -287,7 +294,7 @@ def run_original(
     spec.loader.exec_module(mod)  # type: ignore[union-attr]
     args = ap.Namespace(
         input=str(clip), model_name=model, output=str(out_dir), denoise_strength=0.5, outscale=4,
-        suffix="orig", tile=0, tile_pad=10, pre_pad=0, face_enhance=False, fp32=True, fps=None,
+        suffix="orig", tile=0, tile_pad=10, pre_pad=0, face_enhance=False, fp32=fp32, fps=None,
         ffmpeg_bin="ffmpeg", extract_frame_first=False, num_process_per_gpu=1,
         alpha_upsampler="realesrgan", ext="auto", video_name=clip.stem,
     )  # fmt: skip
@@ -305,6 +312,7 @@ def original(
     reps: int,
     sizes: list[tuple[int, int]],
     precisions: list[str],
+    original_precisions: list[str],
 ) -> None:
     print("\n## against the original inference_realesrgan_video.py (realesr-animevideov3, CPU)\n")
     if script is None or not script.is_file():
@@ -320,7 +328,7 @@ def original(
     print("| input | frames | run | side | wall s | CPU s | start-up s | fps | fps / original's "
           "| wall: original / this |")  # fmt: skip
     print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
-    sides = ["original", *(f"ours {p}" for p in precisions)]
+    sides = [*(f"original {p}" for p in original_precisions), *(f"ours {p}" for p in precisions)]
     for w, h in sizes:
         clip = make_clip(tmp / f"orig_{w}x{h}.mp4", w, h, frames)
         for rep in range(reps):
@@ -329,13 +337,15 @@ def original(
                 out = tmp / f"{side.replace(' ', '_')}_{w}x{h}"
                 out.mkdir(exist_ok=True)
                 argv = [side.split()[0], str(clip), str(out / "o.mp4"), "realesr-animevideov3"]
-                extra = [str(script), str(src)] if side == "original" else [side.split()[1]]
+                extra = [side.split()[1]]
+                if side.startswith("original"):
+                    extra += [str(script), str(src)]
                 r = _child([*argv, *extra])
                 if "error" in r:
                     print(f"| {w}x{h} | {frames} | {rep + 1} | {side} | failed: {r['error']} |")
                     return
                 fps, startup = _steady(r)
-                if side == "original":
+                if not base:  # the first original row is the reference
                     base = {"fps": fps, "wall": r["wall"]}
                 print(f"| {w}x{h} | {frames} | {rep + 1} | {side} | {r['wall']:.1f} | "
                       f"{r['cpu']:.1f} | {startup:.1f} | {fps:.3f} | {fps / base['fps']:.2f}x | "
@@ -356,7 +366,7 @@ def _model(name: str) -> Any:
 
 
 def child(argv: list[str]) -> None:
-    """One side in this process: ``SIDE CLIP OUT MODEL [PRECISION | SCRIPT SRC]``. Prints a JSON
+    """One side in this process: ``SIDE CLIP OUT MODEL PRECISION [SCRIPT SRC]``. Prints a JSON
     line with the wall seconds of the video call, peak RSS and the wall clock (``time.time()``)
     at the end of every frame's network pass, from which the parent takes start-up and fps."""
     from resrgan.allocator import reuse_freed_memory
@@ -368,7 +378,9 @@ def child(argv: list[str]) -> None:
     curve: list[int] = []  # RSS MB after 1/4, 1/2, 3/4 and all of the frames (ours)
     segments = 0
     if side == "original":
-        secs = run_original(Path(argv[4]), clip, out.parent, model, Path(argv[5]), stamps)
+        secs = run_original(
+            Path(argv[5]), clip, out.parent, model, Path(argv[6]), stamps, fp32=argv[4] == "fp32"
+        )
     else:
         from resrgan import Upscaler
         from resrgan.infer.video import VideoJob, VideoSettings, upscale_video
@@ -425,7 +437,15 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=1, help="original/ours runs each, best kept")
     p.add_argument("--sizes", default="320x180,640x360", help="input sizes of the original rows")
     p.add_argument(
-        "--precisions", default="fp32,bf16", help="our precisions in the original rows (fp32,bf16)"
+        "--precisions",
+        default="fp32,half",
+        help="our precisions in the original rows (fp32,half: the CLI's default)",
+    )
+    p.add_argument(
+        "--original-precisions",
+        default="fp32",
+        help="the original's precisions (fp32; fp16: its default, ~50x slower on a CPU); the "
+        "first is the reference of the ratios",
     )
     p.add_argument(
         "--memory-model",
@@ -454,7 +474,14 @@ def main() -> None:
             sizes = [(int(w), int(h)) for w, h in pairs]
             precisions = args.precisions.split(",")
             original(
-                frames, Path(tmp), args.original_script, args.src, args.reps, sizes, precisions
+                frames,
+                Path(tmp),
+                args.original_script,
+                args.src,
+                args.reps,
+                sizes,
+                precisions,
+                args.original_precisions.split(","),
             )
 
 

@@ -16,6 +16,7 @@ from torch import nn
 from resrgan.errors import ResrganError, UsageError
 from resrgan.infer import fastrrdb
 from resrgan.infer.engine import Engine, auto_tile
+from resrgan.infer.precision import half_output_is_bad, resolve_precision
 from resrgan.infer.upscaler import MIN_TILE, Upscaler
 from resrgan.nets import RRDBNet, SRVGGNetCompact
 from resrgan.weights.load import save_weights
@@ -447,6 +448,18 @@ def test_bad_half_precision_result_is_redone_in_fp32(
     assert up.dtype == torch.float32
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_one_non_finite_value_marks_a_half_output_bad(dtype: torch.dtype, value: float) -> None:
+    x = torch.full((1, 3, 8, 8), 0.5)
+    y = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0)).to(dtype)
+    assert not half_output_is_bad(x, y)
+    y[0, 2, 17, 5] = value
+    assert half_output_is_bad(x, y)
+    assert half_output_is_bad(x, torch.zeros_like(y))  # black from a non-black input
+    assert not half_output_is_bad(torch.zeros_like(x), torch.zeros_like(y))
+
+
 def test_black_input_in_half_precision_is_not_a_failure(caplog: pytest.LogCaptureFixture) -> None:
     up = Upscaler(BadInHalf("black"), tile=0, precision="bf16")
     with caplog.at_level(logging.WARNING):
@@ -464,6 +477,24 @@ def test_bf16_on_cpu_stays_close_to_fp32() -> None:
 
 def test_precision_auto_is_fp32_on_cpu() -> None:
     assert Upscaler(Nearest(2), device="cpu").dtype == torch.float32
+
+
+@pytest.mark.parametrize(
+    ("avx512_bf16", "amx", "want"),
+    [
+        (True, False, torch.bfloat16),
+        (False, True, torch.bfloat16),
+        (False, False, torch.float32),
+    ],
+)
+def test_precision_half_is_bf16_only_on_a_cpu_with_native_bf16(
+    monkeypatch: pytest.MonkeyPatch, avx512_bf16: bool, amx: bool, want: torch.dtype
+) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert resolve_precision("half", torch.device("cpu")) == want
+    assert resolve_precision("auto", torch.device("cpu")) == torch.float32
+    assert resolve_precision("half", torch.device("cuda")) == torch.float16
 
 
 # --------------------------------------------------------------------------- construction
@@ -488,7 +519,7 @@ def test_scale_is_probed_for_modules_without_a_scale_attribute() -> None:
     [
         ({"tile": -1}, "tile: -1 is not a size"),
         ({"tile": "big"}, "tile: 'big' is not a size"),
-        ({"precision": "fp8"}, "precision: 'fp8' is not one of auto, fp32, fp16, bf16"),
+        ({"precision": "fp8"}, "precision: 'fp8' is not one of auto, half, fp32, fp16, bf16"),
         ({"alpha_upsampler": "linear"}, "alpha_upsampler: 'linear' is not 'model'"),
         ({"tile_pad": -2}, "tile_pad: -2 is negative; use 0 or more"),
         ({"tile_overlap": 1.5}, "tile_overlap: 1.5 is not a whole number"),

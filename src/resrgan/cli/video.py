@@ -75,9 +75,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--tile_pad", "--tile-pad", dest="tile_pad", type=int, default=10, help="tile padding (10)")
     a("--pre_pad", "--pre-pad", dest="pre_pad", type=int, default=0, help="pre padding (0)")
     prec = parser.add_mutually_exclusive_group()
-    prec.add_argument("--fp32", action="store_true", help="full precision (default on CPU)")
+    prec.add_argument(
+        "--fp32",
+        action="store_true",
+        help="full precision (default: half precision where the hardware runs it natively, as "
+        "the original: fp16 on CUDA, bf16 on CPUs with AVX512-BF16/AMX; fp32 elsewhere)",
+    )
     prec.add_argument("--bf16", action="store_true", help="bfloat16 (CPU or GPU)")
-    prec.add_argument("--fp16", action="store_true", help="float16 (default on CUDA)")
+    prec.add_argument("--fp16", action="store_true", help="float16")
     a(
         "--fps",
         type=float,
@@ -183,7 +188,7 @@ def _notes_for_ignored(args: argparse.Namespace) -> list[str]:
 
 
 def _precision(args: argparse.Namespace) -> str:
-    return "fp32" if args.fp32 else "bf16" if args.bf16 else "fp16" if args.fp16 else "auto"
+    return "fp32" if args.fp32 else "bf16" if args.bf16 else "fp16" if args.fp16 else "half"
 
 
 def _make_upscaler(args: argparse.Namespace, gpu_id: int | None) -> Any:

@@ -66,7 +66,8 @@ class Upscaler:
     of a tile.
     ``tile_overlap``: blend half-width around every seam. ``pre_pad``: reflect padding on the right
     and bottom before the network, cropped off after. ``precision``: auto (fp16 on CUDA, fp32 on
-    CPU), fp32, fp16, bf16. ``alpha_upsampler``: "model" (second network pass) or "bicubic".
+    CPU), half (fp16 on CUDA, bf16 on a CPU with native bf16, else fp32), fp32, fp16, bf16.
+    ``alpha_upsampler``: "model" (second network pass) or "bicubic".
     ``channels_last``: NHWC memory format. ``compile``: wrap the network in ``torch.compile``
     (opt-in: a long first call and a recompile per new tile shape).
 
