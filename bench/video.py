@@ -116,14 +116,16 @@ def _timed(fn: Any) -> tuple[Any, float, float]:
     return out, time.perf_counter() - w, time.process_time() - c
 
 
-def stage_times(model: str, clip: Path, out: Path) -> dict[str, tuple[float, float]]:
+def stage_times(
+    model: str, clip: Path, out: Path, precision: str = "half"
+) -> dict[str, tuple[float, float]]:
     """(wall, CPU) seconds for decode, network and encode alone, then the pipelined
-    upscale_video; and the frame count."""
+    upscale_video; and the frame count. ``precision``: as Upscaler's (half: the CLI's default)."""
     from resrgan import Upscaler
     from resrgan.infer.video import VideoJob, VideoSettings, upscale_video
     from resrgan.io import video as vio
 
-    up = Upscaler(model, tile=0, precision="fp32")
+    up = Upscaler(model, tile=0, precision=precision)
     info = vio.probe(clip)
 
     def decode() -> list[tuple[int, np.ndarray]]:
@@ -155,9 +157,19 @@ def stage_times(model: str, clip: Path, out: Path) -> dict[str, tuple[float, flo
             "pipelined": tuple(t_total)}  # fmt: skip
 
 
-def speed(frames: int, tmp: Path, rows: Sequence[tuple[str, int, int]] = SPEED_ROWS) -> None:
-    print(f"\n## speed (CPU, fp32, no tiling, torch threads "
-          f"{__import__('torch').get_num_threads()}; wall / CPU of all threads)\n")  # fmt: skip
+def speed(
+    frames: int,
+    tmp: Path,
+    rows: Sequence[tuple[str, int, int]] = SPEED_ROWS,
+    precision: str = "half",
+) -> None:
+    import torch
+
+    from resrgan.infer.precision import resolve_precision
+
+    dtype = resolve_precision(precision, torch.device("cpu"))
+    print(f"\n## speed (CPU, {precision}: {dtype}, no tiling, torch threads "
+          f"{torch.get_num_threads()}; wall / CPU of all threads)\n")  # fmt: skip
     print(
         "| model | input | frames | decode ms/frame | network ms/frame | encode ms/frame | "
         "decode + encode vs network | pipelined fps | pipelined vs network alone |"
@@ -166,7 +178,7 @@ def speed(frames: int, tmp: Path, rows: Sequence[tuple[str, int, int]] = SPEED_R
     for model, w, h in rows:
         n = max(3, frames // 2) if model == "RealESRGAN_x4plus" else frames
         clip = make_clip(tmp / f"{model}_{w}x{h}.mp4", w, h, n)
-        s = stage_times(model, clip, tmp / f"{model}_{w}x{h}_out.mp4")
+        s = stage_times(model, clip, tmp / f"{model}_{w}x{h}_out.mp4", precision)
         k = s["frames"][0]
 
         def ms(stage: str, s: dict[str, tuple[float, float]] = s, k: int = k) -> str:
@@ -442,6 +454,9 @@ def main() -> None:
         help="our precisions in the original rows (fp32,half: the CLI's default)",
     )
     p.add_argument(
+        "--precision", default="half", help="precision of the speed rows (half: the CLI's default)"
+    )
+    p.add_argument(
         "--original-precisions",
         default="fp32",
         help="the original's precisions (fp32; fp16: its default, ~50x slower on a CPU); the "
@@ -466,7 +481,7 @@ def main() -> None:
                 pairs = [r.rsplit(":", 1) for r in args.rows.split(",")]
                 sizes = [(m, wh.split("x")) for m, wh in pairs]
                 rows = tuple((m, int(w), int(h)) for m, (w, h) in sizes)
-            speed(frames, Path(tmp), rows)
+            speed(frames, Path(tmp), rows, args.precision)
         if "memory" in only:
             memory(frames, Path(tmp), args.memory_model)
         if "original" in only:
