@@ -6,14 +6,18 @@ explicit arguments; the network class itself is only the upstream computation.
   in tile layout (:mod:`resrgan.infer.winograd`, ~1.8-2x faster, float rounding apart), image by
   image. Whole 4x4 blocks of the (unshuffled) input are computed either way, so tiles are rounded
   up to them (:attr:`FastRRDB.tile_multiple`).
-* ``band_tiles`` (Winograd trunk only; default :data:`BAND_TILES`): the execution order. Each
-  convolution of a dense block runs in bands of about that many tiles (whole tile rows), and
-  each band's output goes through the activation, the rings and the input transform while it is
-  still in the cache, instead of every step streaming the whole image's maps through memory
-  (x4plus: ~2.8 KB per pixel of workspace). No context is recomputed: a band's rings wait one
-  tile row for the next band. An image of at most ``band_tiles`` tiles (x4plus at 128x128: 1024)
-  is one band, the whole-image order; ``None`` forces that order. The result equals the
-  whole-image order to float rounding (the products' blocking differs; tests bound it).
+* ``band_tiles`` (Winograd trunk only; default ``None``, the whole-image order): the execution
+  order. With a number, each convolution of a dense block runs in bands of about that many tiles
+  (whole tile rows; with :data:`BAND_TILES`, 1024, the per-band overhead stayed within a few
+  per cent on one thread), and each band's output goes
+  through the activation, the rings and the input transform while it is still in the cache,
+  instead of every step streaming the whole image's maps through memory (x4plus: ~2.8 KB per
+  pixel of workspace). No context is recomputed: a band's rings wait one tile row for the next
+  band; the product and output buffers are one band's (x4plus at 1024x1024: ~1.1 GB less). The
+  result equals the whole-image order to float rounding (the products' blocking differs; tests
+  bound it). Measured with two threads on the development machine (AMD EPYC, 1 MB L2 per core,
+  32 MB L3; docs/benchmarks.md) the whole-image order was faster: 229 against 222 GFLOP/s at
+  512x512, 221 against 168 at 1024x1024, so the engine uses it.
 * ``winograd=False``: direct convolutions; each dense block concatenates into two reused buffers,
   activations and residuals in place (:func:`_rdb_direct`).
 * ``residual_dtype``: the dtype of the residual trunk (``conv_first``'s output, every dense
@@ -43,7 +47,7 @@ __all__ = ["BAND_TILES", "FastRRDB", "band_rows", "forward", "winograd_applies"]
 _TAIL_HALO = 2  # the tail's convs at 2x and 4x need 2 rows of context at 1x
 _TAIL_MIN_ROWS = 32
 _TAIL_BAND_BYTES = 32 << 20
-#: Winograd tiles (4x4 trunk pixels) per band of the trunk's execution order (see the module doc)
+#: Winograd tiles (4x4 trunk pixels) per band when the banded order is asked for (module doc)
 BAND_TILES = 1024
 
 
@@ -68,7 +72,7 @@ class FastRRDB:
     net: RRDBNet
     winograd: bool
     residual_dtype: torch.dtype | None = None
-    band_tiles: int | None = BAND_TILES
+    band_tiles: int | None = None
 
     @property
     def scale(self) -> int:
@@ -108,7 +112,7 @@ def forward(
     *,
     winograd: bool,
     residual_dtype: torch.dtype | None,
-    band_tiles: int | None = BAND_TILES,
+    band_tiles: int | None = None,
 ) -> torch.Tensor:
     """``net(x)`` without autograd (see the module docstring for the arguments). Run under
     ``torch.autocast`` for reduced precision, with the weights already in that dtype."""
