@@ -7,17 +7,17 @@ explicit arguments; the network class itself is only the upstream computation.
   image. Whole 4x4 blocks of the (unshuffled) input are computed either way, so tiles are rounded
   up to them (:attr:`FastRRDB.tile_multiple`).
 * ``band_tiles`` (Winograd trunk only; default ``None``, the whole-image order): the execution
-  order. With a number, each convolution of a dense block runs in bands of about that many tiles
-  (whole tile rows; with :data:`BAND_TILES`, 1024, the per-band overhead stayed within a few
-  per cent on one thread), and each band's output goes
-  through the activation, the rings and the input transform while it is still in the cache,
-  instead of every step streaming the whole image's maps through memory (x4plus: ~2.8 KB per
-  pixel of workspace). No context is recomputed: a band's rings wait one tile row for the next
-  band; the product and output buffers are one band's (x4plus at 1024x1024: ~1.1 GB less). The
-  result equals the whole-image order to float rounding (the products' blocking differs; tests
-  bound it). Measured with two threads on the development machine (AMD EPYC, 1 MB L2 per core,
-  32 MB L3; docs/benchmarks.md) the whole-image order was faster: 229 against 222 GFLOP/s at
-  512x512, 221 against 168 at 1024x1024, so the engine uses it.
+  order. With a number, each convolution of a dense block runs in bands of about that many
+  tiles (whole tile rows; at :data:`BAND_TILES`, 1024, the per-band overhead stayed within a few
+  per cent on one thread), and each band's output goes through the activation, the rings and
+  the input transform while it is still in the cache, instead of every step streaming the whole
+  image's maps through memory (x4plus: ~2.8 KB per pixel of workspace). No context is
+  recomputed: a band's rings wait one tile row for the next band; the product and output
+  buffers are one band's (x4plus at 1024x1024: ~1.1 GB less). The result equals the whole-image
+  order to float rounding (the products' blocking differs; tests bound it). Measured with two
+  threads on the development machine (AMD EPYC, 1 MB L2 per core, 32 MB L3; docs/benchmarks.md)
+  the whole-image order was faster, 229 against 222 GFLOP/s at 512x512 and 221 against 168 at
+  1024x1024, so the engine uses it.
 * ``winograd=False``: direct convolutions; each dense block concatenates into two reused buffers,
   activations and residuals in place (:func:`_rdb_direct`).
 * ``residual_dtype``: the dtype of the residual trunk (``conv_first``'s output, every dense
