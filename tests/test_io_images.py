@@ -1053,9 +1053,22 @@ def test_check_writable_refusals(
     ],
 )
 def test_check_writable_accepts(
-    tmp_path: Path, name: str, h: int, w: int, c: int, dtype: type
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, h: int, w: int, c: int, dtype: type
 ) -> None:
+    # the 100000x100000 TIFF is written uncompressed (40 GB): give it a disk that holds it, so the
+    # test does not depend on this machine's free space (it failed with 38 GB free)
+    monkeypatch.setattr(images, "_free_bytes", lambda folder: 10**12)
     check_writable(tmp_path / name, h, w, c, dtype)
+
+
+def test_check_writable_refuses_a_raw_tiff_larger_than_the_free_space(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(images, "_free_bytes", lambda folder: 38_480_000_000)
+    p = tmp_path / "x.tif"
+    with pytest.raises(ImageWriteError) as e:
+        check_writable(p, 100000, 100000, 2, np.uint16)
+    assert _one_line(e) == f"{p}: needs about 40.00 GB but only 38.48 GB are free on that disk"
 
 
 def test_check_writable_missing_folder(tmp_path: Path) -> None:
