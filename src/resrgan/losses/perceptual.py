@@ -1,4 +1,6 @@
-"""Perceptual loss on VGG19 pre-ReLU features (spec §2.4, BasicSR ``PerceptualLoss``).
+"""Perceptual loss on VGG19 pre-ReLU features (spec §2.4, BasicSR ``PerceptualLoss``), or on any
+frozen feature extractor with the same interface (``.layers``; ``net(x) -> {layer: feature}``), such
+as the offline EfficientNet-Lite0 (``losses.perceptual_net: effnet_lite0``).
 
 loss = perceptual_weight * sum_l w_l * mean|phi_l(output) - phi_l(target)|, with the original layer
 weights conv1_2 0.1, conv2_2 0.1, conv3_4 1, conv4_4 1, conv5_4 1, ImageNet input normalisation,
@@ -14,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..nets.effnet_lite import EfficientNetLite0Features
 from ..nets.vgg import VGG19Features
 
 DEFAULT_LAYER_WEIGHTS: dict[str, float] = {
@@ -28,12 +31,13 @@ DEFAULT_LAYER_WEIGHTS: dict[str, float] = {
 class PerceptualLoss(nn.Module):
     """``PerceptualLoss(vgg, layer_weights=DEFAULT_LAYER_WEIGHTS, perceptual_weight=1.0)``.
 
-    ``vgg`` must extract (at least) the layers named in ``layer_weights``; it stays frozen.
+    ``vgg`` (VGG19Features or EfficientNetLite0Features) must extract (at least) the layers named
+    in ``layer_weights``; it stays frozen.
     """
 
     def __init__(
         self,
-        vgg: VGG19Features,
+        vgg: VGG19Features | EfficientNetLite0Features,
         *,
         layer_weights: Mapping[str, float] | None = None,
         perceptual_weight: float = 1.0,

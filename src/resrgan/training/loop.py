@@ -470,7 +470,8 @@ def _run(
             net.to(device=device, memory_format=mf)
     percep = None
     vgg_source = cfg.losses.vgg_weights
-    if esrgan and vgg_source == "if-present" and cfg.losses.perceptual_weight > 0:
+    effnet = cfg.losses.perceptual_net == "effnet_lite0"
+    if esrgan and not effnet and vgg_source == "if-present" and cfg.losses.perceptual_weight > 0:
         from ..weights.vgg19 import hub_checkpoint_path, vgg19_if_present
 
         found = vgg19_if_present()
@@ -481,16 +482,27 @@ def _run(
                 "(L1 + GAN)",
                 hub_checkpoint_path(),
             )
-    if esrgan and vgg_source and cfg.losses.perceptual_weight > 0 and any(cfg.losses.layer_weights):
+    if (
+        esrgan
+        and (vgg_source or effnet)
+        and cfg.losses.perceptual_weight > 0
+        and any(cfg.losses.layer_weights)
+    ):
         from ..losses import PerceptualLoss
+        from ..nets.effnet_lite import EFFNET_LAYERS
+        from ..weights.effnet_lite import build_effnet_lite0
         from ..weights.vgg19 import build_vgg19_features
 
-        names = ("conv1_2", "conv2_2", "conv3_4", "conv4_4", "conv5_4")
-        # layers with weight 0 are not computed: the VGG is truncated after the deepest used one
+        names = EFFNET_LAYERS if effnet else ("conv1_2", "conv2_2", "conv3_4", "conv4_4", "conv5_4")
+        # layers with weight 0 are not computed: the net is truncated after the deepest used one
         lw = {n: w for n, w in zip(names, cfg.losses.layer_weights, strict=True) if w != 0}
-        vgg = build_vgg19_features(vgg_source, layers=tuple(lw))
+        feats = (
+            build_effnet_lite0(tuple(lw))
+            if effnet
+            else build_vgg19_features(vgg_source, layers=tuple(lw))
+        )
         percep = PerceptualLoss(
-            vgg, layer_weights=lw, perceptual_weight=cfg.losses.perceptual_weight
+            feats, layer_weights=lw, perceptual_weight=cfg.losses.perceptual_weight
         ).to(device)
 
     # 3. optimisers, schedulers (stepped once per iteration from iteration 2), grad scalers, pool
