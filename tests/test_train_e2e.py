@@ -110,6 +110,13 @@ def test_vgg_if_present_without_the_file_trains_l1_and_gan_only(
     steps = [r for r in _records(out) if "l_g_pix" in r]
     assert [r["step"] for r in steps] == [5]
     assert "l_g_gan" in steps[0] and "l_g_percep" not in steps[0]
+    # --resume continues from step 5 (it restarted from step 1 while the VGG lookup reused the
+    # name of the checkpoint found for resuming)
+    rc = main(
+        [*args, "--quiet", "--iters", "10", "--resume", "--set", "losses.vgg_weights=if-present"]
+    )
+    assert rc == 0
+    assert [r["step"] for r in _records(out) if "l_g_pix" in r] == [5, 10]
 
 
 def test_model_files_hold_the_ema_generator(smoke_run: Path) -> None:

@@ -474,9 +474,9 @@ def _run(
     if esrgan and not effnet and vgg_source == "if-present" and cfg.losses.perceptual_weight > 0:
         from ..weights.vgg19 import hub_checkpoint_path, vgg19_if_present
 
-        found = vgg19_if_present()
-        vgg_source = str(found) if found else ""
-        if not found:
+        vgg_file = vgg19_if_present()  # not `found`: that is the checkpoint to resume from
+        vgg_source = str(vgg_file) if vgg_file else ""
+        if not vgg_file:
             log.warning(
                 "losses.vgg_weights if-present: no %s: training without a perceptual loss "
                 "(L1 + GAN)",
