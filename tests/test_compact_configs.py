@@ -53,10 +53,10 @@ def test_the_ablations_differ_only_in_the_degradation() -> None:
     assert s1["degradation"] == base["degradation"]
 
 
-def test_stage2_starts_from_stage1_and_uses_the_offline_perceptual_loss() -> None:
+def test_stage2_starts_from_stage1_with_the_vgg19_only_where_its_file_is() -> None:
     s2 = load_train_config(COMPACT[1])
     assert s2.model == "esrgan" and s2.init_from.endswith("compact_x4_stage1/model.safetensors")
-    assert s2.losses.perceptual_net == "effnet_lite0"
+    assert s2.losses.perceptual_net == "vgg19" and s2.losses.vgg_weights == "if-present"
     assert s2.network_d.type == "UNetDiscriminatorSN" and s2.network_d.num_feat == 32
 
 
