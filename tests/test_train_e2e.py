@@ -119,6 +119,24 @@ def test_vgg_if_present_without_the_file_trains_l1_and_gan_only(
     assert [r["step"] for r in _records(out) if "l_g_pix" in r] == [5, 10]
 
 
+def test_net_d_init_iters_trains_the_discriminator_alone_first(
+    data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """BasicSR's D warm-up: for steps <= net_d_init_iters only D learns; G stays as it was."""
+    out = tmp_path / "run"
+    args = ["train", SMOKE, "--data", str(data[0]), "--out", str(out), "--device", "cpu"]
+    flags = ["--set", "net_d_init_iters=2", "--set", "log_every=1", "--set", "checkpoint.every=1"]
+    assert main([*args, "--quiet", "--iters", "3", "--set", "checkpoint.keep=3", *flags]) == 0
+    logs = {r["step"]: r for r in _records(out) if "l_d_real" in r}
+    assert sorted(logs) == [1, 2, 3]
+    assert "l_g_pix" not in logs[1] and "l_g_pix" not in logs[2] and "l_g_pix" in logs[3]
+    s1, s2, s3 = (load_state(out / "checkpoints" / f"state_0000000{i}.pt") for i in (1, 2, 3))
+    for k, v in s1["net_g"].items():
+        assert torch.equal(v, s2["net_g"][k]), k  # G untouched during the warm-up
+    assert any(not torch.equal(v, s3["net_g"][k]) for k, v in s2["net_g"].items())
+    assert any(not torch.equal(v, s2["net_d"][k]) for k, v in s1["net_d"].items())
+
+
 def test_model_files_hold_the_ema_generator(smoke_run: Path) -> None:
     st = load_state(smoke_run / "checkpoints" / "state_00000020.pt")
     sd = load_state_dict(smoke_run / "model.safetensors")
