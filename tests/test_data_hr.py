@@ -80,11 +80,36 @@ def test_big_image_crop_is_a_window_of_the_maybe_flipped_image(folder: Path) -> 
 
 def test_flip_rate_is_one_half() -> None:
     ds = HRFolder.__new__(HRFolder)
-    ds.crop_pad_size, ds.use_hflip, ds.seed, ds.epoch = 4, True, 0, 0
+    ds.crop_pad_size, ds.use_hflip, ds.seed, ds.epoch, ds.gray_prob = 4, True, 0, 0, 0.0
     img = torch.arange(16, dtype=torch.float32).view(1, 4, 4).expand(3, 4, 4)
     n = 2000
     flips = sum(int(ds.augment(img, i)[0, 0, 0] == 3) for i in range(n))
     assert abs(flips - n / 2) < 4.5 * np.sqrt(n / 4)
+
+
+def test_gray_prob_turns_that_share_of_crops_grey_and_keeps_the_rest(folder: Path) -> None:
+    plain, mixed = HRFolder(folder, seed=3), HRFolder(folder, seed=3, gray_prob=0.3)
+    n_gray = 0
+    for epoch in range(12):
+        for ds in (plain, mixed):
+            ds.set_epoch(epoch)
+        a, b = plain[1]["gt"], mixed[1]["gt"]
+        if torch.equal(a, b):  # not drawn grey: the same flip and crop as without the option
+            continue
+        n_gray += 1
+        # grey: OpenCV's BT.601 luma of the very crop the plain folder gives, in all 3 channels
+        luma = cv2.cvtColor(a.permute(1, 2, 0).numpy(), cv2.COLOR_RGB2GRAY)
+        for c in range(3):
+            np.testing.assert_allclose(b[c].numpy(), luma, atol=2e-6)
+    assert 1 <= n_gray <= 8  # 12 draws at p 0.3: 3.6 expected
+    # the rate, on the augmentation alone
+    ds = HRFolder(folder, gray_prob=0.25)
+    img = torch.rand(3, 400, 400)
+    n = 1200
+    grey = sum(int(torch.equal(ds.augment(img, i)[0], ds.augment(img, i)[1])) for i in range(n))
+    assert abs(grey - n / 4) < 4.5 * np.sqrt(n * 0.25 * 0.75)
+    with pytest.raises(ValueError, match="gray_prob"):
+        HRFolder(folder, gray_prob=1.5)
 
 
 def test_items_depend_on_seed_epoch_index_only(folder: Path) -> None:

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from resrgan.cli import main
 from resrgan.errors import ConfigError, WeightsError
 from resrgan.nets import RRDBNet
 from resrgan.training.config import TrainConfig, load_train_config, validate
-from resrgan.training.loop import load_init_weights
+from resrgan.training.loop import build_dataset, load_init_weights
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -132,6 +133,23 @@ def test_queue_size_must_be_a_multiple_of_the_batch() -> None:
 def test_paired_mode_needs_the_lq_folder() -> None:
     cfg = load_train_config(CONFIGS / "smoke.yaml", ["data.mode=paired"])
     with pytest.raises(ConfigError, match="data.lq_root: paired mode needs the LQ folder"):
+        validate(cfg)
+
+
+def test_gray_prob_is_a_probability_for_degrade_mode(tmp_path: Path) -> None:
+    assert (
+        validate(load_train_config(CONFIGS / "smoke.yaml", ["data.gray_prob=0.2"])).data.gray_prob
+        == 0.2
+    )
+    with pytest.raises(ConfigError, match=r"data.gray_prob: must be in \[0, 1\], got 1.5"):
+        validate(load_train_config(CONFIGS / "smoke.yaml", ["data.gray_prob=1.5"]))
+    Image.new("RGB", (40, 30)).save(tmp_path / "a.png")
+    cfg = load_train_config(CONFIGS / "smoke.yaml", ["data.gray_prob=0.2", f"data.root={tmp_path}"])
+    assert build_dataset(cfg).gray_prob == 0.2  # reaches the training data
+    cfg = load_train_config(
+        CONFIGS / "smoke.yaml", ["data.mode=paired", "data.lq_root=x", "data.gray_prob=0.1"]
+    )
+    with pytest.raises(ConfigError, match="data.gray_prob: applies to mode degrade only"):
         validate(cfg)
 
 

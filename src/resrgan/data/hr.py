@@ -53,15 +53,22 @@ def _reflect101_pad(img: Tensor, size: int) -> Tensor:
     return img[:, idx(h, ph)][:, :, idx(w, pw)]
 
 
+# BT.601 luma weights for RGB, as OpenCV's COLOR_RGB2GRAY
+_LUMA = torch.tensor([[0.299, 0.587, 0.114]])
+
+
 class HRFolder(torch.utils.data.Dataset):
     """HR images from a folder (sorted), one image file, or a ``meta_info`` list (first token of
     each line, relative to ``root``).
 
     ``__getitem__(i)`` -> ``{"gt": (3, S, S) float32 RGB in [0, 1], "gt_path": str}`` with
     S = ``crop_pad_size``: horizontal flip (p 0.5, when ``use_hflip``), then bottom/right
-    reflect-101 padding for sides < S, then a uniform random S x S crop for sides > S. The
-    flip and crop come from a ``torch.Generator`` seeded by (seed, epoch, index), so the result does
-    not depend on the number of DataLoader workers; call :meth:`set_epoch` each epoch.
+    reflect-101 padding for sides < S, then a uniform random S x S crop for sides > S, then, with
+    probability ``gray_prob`` (default 0: the original has no such step), the crop turned grey
+    (BT.601 luma in all three channels), so that a model also learns that grey photos stay grey.
+    The flip, crop and grey draws come from a ``torch.Generator`` seeded by (seed, epoch, index),
+    so the result does not depend on the number of DataLoader workers; call :meth:`set_epoch` each
+    epoch.
     """
 
     def __init__(
@@ -70,12 +77,16 @@ class HRFolder(torch.utils.data.Dataset):
         *,
         crop_pad_size: int = 400,
         use_hflip: bool = True,
+        gray_prob: float = 0.0,
         seed: int = 0,
         meta_info: str | os.PathLike[str] | None = None,
     ) -> None:
+        if not 0.0 <= gray_prob <= 1.0:
+            raise ValueError(f"gray_prob must be in [0, 1], got {gray_prob}")
         self.root = Path(root)
         self.crop_pad_size = int(crop_pad_size)
         self.use_hflip = use_hflip
+        self.gray_prob = float(gray_prob)
         self.seed = int(seed)
         self.epoch = 0
         if meta_info is not None:
@@ -141,4 +152,7 @@ class HRFolder(torch.utils.data.Dataset):
             top = int(torch.randint(0, h - s + 1, (1,), generator=g).item())
             left = int(torch.randint(0, w - s + 1, (1,), generator=g).item())
             img = img[:, top : top + s, left : left + s]
+        # drawn only when enabled, so gray_prob 0 leaves the flip/crop stream as it always was
+        if self.gray_prob > 0 and torch.rand(1, generator=g).item() < self.gray_prob:
+            img = (_LUMA.to(img.dtype) @ img.flatten(1)).view(1, *img.shape[1:]).expand(3, -1, -1)
         return img.contiguous()

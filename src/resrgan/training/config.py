@@ -54,6 +54,7 @@ class DataConfig:
     batch_size: int = 12  # per process (the original: 12 per GPU, 4 GPUs)
     num_workers: int = 5
     prefetch_factor: int = 2
+    gray_prob: float = 0.0  # HR crops turned grey before degradation (not in the original)
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,12 @@ def validate(cfg: TrainConfig, *, world_size: int = 1) -> TrainConfig:
         raise ConfigError(
             f"degradation.gt_size: {cfg.degradation.gt_size} must be a multiple of 8 for the "
             "discriminator (and of the scale); e.g. 256"
+        )
+    if not 0.0 <= cfg.data.gray_prob <= 1.0:
+        raise ConfigError(f"data.gray_prob: must be in [0, 1], got {cfg.data.gray_prob}")
+    if cfg.data.gray_prob and cfg.data.mode == "paired":
+        raise ConfigError(
+            "data.gray_prob: applies to mode degrade only (paired mode reads your LQ)"
         )
     if cfg.data.mode == "paired" and not cfg.data.lq_root:
         raise ConfigError("data.lq_root: paired mode needs the LQ folder (--set data.lq_root=DIR)")

@@ -184,6 +184,7 @@ def build_dataset(cfg: TrainConfig) -> torch.utils.data.Dataset:
         root,
         crop_pad_size=cfg.degradation.crop_pad_size,
         use_hflip=cfg.degradation.use_hflip,
+        gray_prob=cfg.data.gray_prob,
         seed=cfg.seed,
         meta_info=cfg.data.meta_info,
     )
