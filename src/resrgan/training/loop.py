@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -611,7 +612,11 @@ def _run(
             data = next(batches)
             # BasicSR updates the learning rate from iteration 2, before the optimisation
             if step > 1:
-                sched_g.step()
+                with warnings.catch_warnings():
+                    # during net_d_init_iters G's schedule advances (as BasicSR's) before G's
+                    # first optimiser step: by design, so torch's one-time warning is noise
+                    warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step")
+                    sched_g.step()
                 if sched_d is not None:
                     sched_d.step()
             if cfg.data.mode == "paired":
