@@ -1,8 +1,10 @@
-"""Training speed: seconds per iteration at batch 2, with and without the degradation pipeline.
+"""Training speed: seconds per iteration (batch 2 by default), with and without the degradation
+pipeline.
 
     python bench/train.py [--data HR_DIR] [--steps 10] [--stage esrnet|esrgan] [--device cpu|cuda]
+        [--archs compact-16,compact-32,rrdb-23] [--batch 8]
 
-Rows: SRVGGNetCompact (64 feat, 16 convs) and RRDBNet (23 blocks), x4, gt 256 / lq 64, batch 2.
+Rows: SRVGGNetCompact (64 feat, ``compact-N``: N convs) and RRDBNet (23 blocks), x4, gt 256 / lq 64.
 "step only" trains on one pre-made batch; "with data" runs the whole per-iteration path of the
 trainer: HRFolder in a DataLoader worker -> degradation on the device -> pool -> G step (-> D step)
 -> EMA. On CUDA it also compares fp32 with bf16 autocast. Figures are indicative on a shared
@@ -63,14 +65,21 @@ def bench(arch: str, with_data: bool, args: argparse.Namespace, amp: str = "none
     )
 
     net = (
-        NetGConfig(type="SRVGGNetCompact", num_feat=64, num_conv=16)
-        if arch == "compact-16"
+        NetGConfig(type="SRVGGNetCompact", num_feat=64, num_conv=int(arch.split("-")[1]))
+        if arch.startswith("compact-")
         else NetGConfig(type="RRDBNet", num_block=23)
     )
     cfg = TrainConfig(
         model=args.stage, network_g=net, init_from=None, amp=amp, channels_last=args.channels_last
     )
-    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, batch_size=2))
+    bs = args.batch
+    cfg = dataclasses.replace(
+        cfg,
+        data=dataclasses.replace(cfg.data, batch_size=bs),
+        degradation=dataclasses.replace(
+            cfg.degradation, queue_size=180 // bs * bs
+        ),  # 180: official
+    )
     cfg = validate(cfg)
     dev = torch.device(args.device)
     torch.manual_seed(0)
@@ -95,10 +104,10 @@ def bench(arch: str, with_data: bool, args: argparse.Namespace, amp: str = "none
         ds = HRFolder(args.data, crop_pad_size=400)
         loader = torch.utils.data.DataLoader(
             EpochIndexed(ds),
-            batch_size=2,
+            batch_size=bs,
             num_workers=args.workers,
             drop_last=True,
-            sampler=ShardedBatchSampler(len(ds), batch_size=2, seed=0),  # type: ignore[arg-type]
+            sampler=ShardedBatchSampler(len(ds), batch_size=bs, seed=0),  # type: ignore[arg-type]
             persistent_workers=args.workers > 0,
             pin_memory=dev.type == "cuda",
         )
@@ -106,7 +115,7 @@ def bench(arch: str, with_data: bool, args: argparse.Namespace, amp: str = "none
         pool = PairPool(cfg.degradation.queue_size)
     else:
         gen = torch.Generator().manual_seed(0)
-        gt = torch.rand(2, 3, 256, 256, generator=gen).to(dev)
+        gt = torch.rand(bs, 3, 256, 256, generator=gen).to(dev)
         fixed = Batch(lq=torch.nn.functional.avg_pool2d(gt, 4), gt=gt, gt_usm=gt)
 
     def step(i: int) -> None:
@@ -133,7 +142,7 @@ def bench(arch: str, with_data: bool, args: argparse.Namespace, amp: str = "none
             discriminator_step(d, out, b, opt_d, scaler, cfg.losses, amp=amp)
         ema_update(ema, g, 0.999)
 
-    steps = args.steps if arch == "compact-16" else max(2, args.steps // 4)
+    steps = args.steps if arch.startswith("compact-") else max(2, args.steps // 4)
     for i in range(2):
         step(i)
     if dev.type == "cuda":
@@ -154,7 +163,8 @@ def main() -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--workers", type=int, default=1, help="DataLoader worker processes")
     p.add_argument("--vgg-weights", default="random", help="esrgan stage: 'random' or a path")
-    p.add_argument("--archs", default="compact-16,rrdb-23")
+    p.add_argument("--archs", default="compact-16,rrdb-23", help="compact-N (N convs), rrdb-23")
+    p.add_argument("--batch", type=int, default=2, help="batch size (the compact configs: 8)")
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     args = p.parse_args()
     tmp = None
@@ -167,7 +177,7 @@ def main() -> None:
     print(
         f"device {args.device}, torch threads {torch.get_num_threads()}, stage {args.stage}, "
         f"channels_last {args.channels_last}, "
-        f"batch 2, x4 gt 256 / lq 64, data {args.data}"
+        f"batch {args.batch}, x4 gt 256 / lq 64, data {args.data}"
     )
     amps = ["none", "bf16"] if args.device == "cuda" else ["none"]
     print("| model | data | precision | s/step | it/s | original s/step | speed-up |")
@@ -176,7 +186,8 @@ def main() -> None:
         for with_data in (False, True):
             for amp in amps:
                 s = bench(arch, with_data, args, amp)
-                orig = ORIGINAL.get((arch, with_data)) if args.device == "cpu" else None
+                orig = ORIGINAL.get((arch, with_data))
+                orig = orig if args.device == "cpu" and args.batch == 2 else None
                 ratio = f"{orig / s:.2f}x" if orig and args.stage == "esrnet" else "-"
                 print(
                     f"| {arch} | {'with data' if with_data else 'step only'} | "
