@@ -73,12 +73,11 @@ def bench(arch: str, with_data: bool, args: argparse.Namespace, amp: str = "none
         model=args.stage, network_g=net, init_from=None, amp=amp, channels_last=args.channels_last
     )
     bs = args.batch
+    queue = 180 // bs * bs  # the official pool of 180, rounded down to a multiple of the batch
     cfg = dataclasses.replace(
         cfg,
         data=dataclasses.replace(cfg.data, batch_size=bs),
-        degradation=dataclasses.replace(
-            cfg.degradation, queue_size=180 // bs * bs
-        ),  # 180: official
+        degradation=dataclasses.replace(cfg.degradation, queue_size=queue),
     )
     cfg = validate(cfg)
     dev = torch.device(args.device)
