@@ -242,3 +242,10 @@ def test_cli_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> No
         "resrgan train: error: the following arguments are required: --out "
         "(see: resrgan train --help)"
     )
+
+
+def test_the_stuck_guard_needs_at_least_one_validation() -> None:
+    cfg = load_train_config(CONFIGS / "smoke.yaml", ["guard.stuck_validations=2"])
+    assert validate(cfg).guard.stuck_validations == 2
+    with pytest.raises(ConfigError, match="guard.stuck_validations: must be >= 1, got 0"):
+        validate(load_train_config(CONFIGS / "smoke.yaml", ["guard.stuck_validations=0"]))

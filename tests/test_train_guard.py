@@ -1,5 +1,5 @@
-"""The training guard: colour drift, flat/grey collapse, NaN and exploding losses; a stopped run
-keeps its last good checkpoint and model."""
+"""The training guard: colour drift, flat/grey collapse, false colour, a net stuck at its input,
+NaN and exploding losses; a stopped run keeps its last good checkpoint and model."""
 
 from __future__ import annotations
 
@@ -101,6 +101,70 @@ def test_false_colour_stops_when_it_grows_but_not_when_a_young_net_starts_high()
         "(> guard.false_color 0.012 and > 2x this run's least, 0.0050)"
     )
     assert e.value.last_good == 400
+
+
+def _near(lq: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.interpolate(lq, scale_factor=4, mode="nearest")
+
+
+def test_input_change_is_zero_for_the_upscaled_input_and_one_for_the_gt() -> None:
+    gt = _gt()
+    lq = gt[:, :, 1::4, 2::4]
+    s = {w: output_stats((1 - w) * _near(lq) + w * gt, gt, lq=lq) for w in (0.0, 0.25, 1.0)}
+    assert s[0.0]["val_input_change"] == pytest.approx(0.0, abs=1e-12)
+    assert s[0.25]["val_input_change"] == pytest.approx(0.25, abs=1e-6)
+    assert s[1.0]["val_input_change"] == pytest.approx(1.0, abs=1e-6)
+    assert math.isnan(output_stats(gt, gt)["val_input_change"])  # not measured without lq
+    assert math.isnan(output_stats(_near(lq), _near(lq), lq=lq)["val_input_change"])  # 0 / 0
+
+
+def test_a_net_stuck_at_its_input_stops_after_three_validations_in_a_row() -> None:
+    """Measured: compact-32 at lr 5e-4 stayed at 0.006-0.012 from step 250 (stuck); compact-16
+    passed 0.03 once at step 250 and was at 0.17 by step 500 (healthy)."""
+    gt = _gt()
+    lq = gt[:, :, 1::4, 2::4]
+
+    def at(w: float) -> dict[str, float]:
+        return output_stats((1 - w) * _near(lq) + w * gt, gt, lq=lq)
+
+    g = Guard(GuardConfig(), start=0)
+    g.check_validation(250, at(0.03))  # a young net passes through it
+    assert g.last_good == 0  # a stuck output is not a good one
+    g.check_validation(500, at(0.17))
+    g.check_validation(750, at(0.012))
+    g.check_validation(1000, at(0.006))
+    assert g.last_good == 500
+    with pytest.raises(TrainingStopped) as e:
+        g.check_validation(1250, at(0.0055))
+    assert str(e.value).startswith(
+        "step 1250: stuck at the input: the outputs differ from the nearest-neighbour upscaled "
+        "inputs by 0.0055 of what the gt does (< guard.min_input_change 0.05 at 3 validations "
+        "in a row: 0.0120 at step 750, 0.0060 at step 1000, 0.0055 at step 1250; try a lower "
+        "learning rate)"
+    )
+    assert e.value.last_good == 500
+    # the threshold and the patience are the config's
+    g = Guard(GuardConfig(min_input_change=0.01, stuck_validations=1))
+    g.check_validation(250, at(0.03))
+    with pytest.raises(TrainingStopped, match="at 1 validations in a row: 0.0060 at step 500"):
+        g.check_validation(500, at(0.006))
+
+
+def test_validation_measures_the_input_change_of_a_real_network() -> None:
+    from resrgan.nets.srvgg import SRVGGNetCompact
+    from resrgan.training.config import TrainConfig
+    from resrgan.training.loop import ValSet, validate_net
+
+    net = SRVGGNetCompact(num_feat=8, num_conv=2, upscale=4)
+    gt = _gt()
+    vs = ValSet(lq=gt[:, :, 1::4, 2::4].contiguous(), gt=gt, names=list("abcd"))
+    res = validate_net(net, vs, TrainConfig(), torch.device("cpu"), save_dir=None)
+    assert 0.05 < res["val_input_change"] < 10  # a random body adds its own output
+    last = net.body[-1]
+    torch.nn.init.zeros_(last.weight)
+    torch.nn.init.zeros_(last.bias)  # body output 0: the net hands its input through
+    res = validate_net(net, vs, TrainConfig(), torch.device("cpu"), save_dir=None)
+    assert res["val_input_change"] == pytest.approx(0.0, abs=1e-7)
 
 
 def test_nan_outputs_and_nan_losses_stop() -> None:

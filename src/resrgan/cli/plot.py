@@ -8,7 +8,6 @@ ratios. Needs matplotlib (the ``plot`` extra).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -26,25 +25,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--smooth", type=int, default=10, help="moving-average window for losses (records)"
     )
     parser.add_argument("--title", help="figure title (default: the run folder's name)")
-
-
-def read_metrics(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """The JSON records of a metrics file, and how many lines could not be read (a killed run
-    can leave half a line)."""
-    records, bad = [], 0
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                bad += 1
-                continue
-            if isinstance(rec, dict) and isinstance(rec.get("step"), int):
-                records.append(rec)
-    return records, bad
 
 
 def series(records: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
@@ -82,7 +62,9 @@ def plot_metrics(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    records, _ = read_metrics(path)
+    from ..training.logging import read_metrics
+
+    records = [r for r in read_metrics(path) if isinstance(r.get("step"), int)]
     keys = sorted({k for r in records for k in r})
     losses = [k for k in keys if k.startswith("l_")]
     panels = [
@@ -90,8 +72,14 @@ def plot_metrics(
         ("validation PSNR (dB)", ["val_psnr"], False),
         ("validation SSIM", ["val_ssim"], False),
         (
-            "guard: colour shift / spread ratios / false colour",
-            ["val_color_shift", "val_std_ratio", "val_chroma_ratio", "val_false_color"],
+            "guard: colour shift / spread ratios / false colour / input change",
+            [
+                "val_color_shift",
+                "val_std_ratio",
+                "val_chroma_ratio",
+                "val_false_color",
+                "val_input_change",
+            ],
             False,
         ),
     ]

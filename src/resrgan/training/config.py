@@ -126,8 +126,11 @@ class GuardConfig:
     photos reached 0.014. It fires only above this AND above twice the least value the run has
     shown (a randomly initialised net starts at 0.016-0.04 and falls). ``loss_ratio``: the pixel
     or perceptual loss over this many times its median over the last ``loss_window`` logged values
-    is an explosion (after
-    ``loss_window // 4`` values); every loss must be finite.
+    is an explosion (after ``loss_window // 4`` values); every loss must be finite.
+    ``min_input_change``: mean |output - nearest-upscaled input| over mean |gt - nearest-upscaled
+    input| below this at ``stuck_validations`` validations in a row is a network stuck at its
+    input (a compact net at too high a learning rate: 0.006-0.012 from step 250 on; our healthy
+    compact stage 1 passes 0.03 once, at step 250, and is at 0.17-0.36 from step 500).
     """
 
     enabled: bool = True
@@ -137,6 +140,8 @@ class GuardConfig:
     false_color: float = 0.012
     loss_ratio: float = 20.0
     loss_window: int = 40
+    min_input_change: float = 0.05
+    stuck_validations: int = 3
 
 
 @dataclass(frozen=True)
@@ -207,6 +212,10 @@ def validate(cfg: TrainConfig, *, world_size: int = 1) -> TrainConfig:
         raise ConfigError(f"ema_decay: must be in [0, 1], got {cfg.ema_decay}")
     if cfg.total_iters < 1:
         raise ConfigError(f"total_iters: must be >= 1, got {cfg.total_iters}")
+    if cfg.guard.stuck_validations < 1:
+        raise ConfigError(
+            f"guard.stuck_validations: must be >= 1, got {cfg.guard.stuck_validations}"
+        )
     if cfg.checkpoint.keep < 1:
         raise ConfigError(f"checkpoint.keep: must be >= 1, got {cfg.checkpoint.keep}")
     if cfg.losses.perceptual_net not in ("vgg19", "effnet_lite0"):

@@ -1,5 +1,6 @@
 """A watch on a training run that stops it when it goes wrong, before hours are spent on a bad
-model: colour drift, collapse to a constant or grey picture, NaN or exploding losses.
+model: colour drift, collapse to a constant or grey picture, a network stuck at its input, NaN or
+exploding losses.
 
 Users of the original see these only afterwards (upstream issues #205, #210, #745, #793). Here the
 validation outputs are measured against their gt at every validation (``output_stats``), every
@@ -18,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from ..errors import ResrganError
 from .config import GuardConfig
@@ -33,7 +35,11 @@ class TrainingStopped(ResrganError):
 
 
 def output_stats(
-    out: torch.Tensor, gt: torch.Tensor, *, grey_out: torch.Tensor | None = None
+    out: torch.Tensor,
+    gt: torch.Tensor,
+    *,
+    grey_out: torch.Tensor | None = None,
+    lq: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """Colour and spread of validation outputs against their gt, both (N, 3, H, W) in [0, 1].
 
@@ -43,7 +49,10 @@ def output_stats(
     outputs over that of the gt (nan when the gt is grey). ``val_false_color``: with ``grey_out``
     (the outputs for grey copies of the inputs), their mean |channel - pixel mean| in [0, 1] units:
     colour a network invents where there is none (the fringes a perceptual loss with random VGG
-    weights grows). A non-finite output gives nan everywhere.
+    weights grows). ``val_input_change``: with ``lq`` (the inputs), mean |output - nearest(lq)| over
+    mean |gt - nearest(lq)|, nearest-neighbour upscaled to the output's size: near 0 when the
+    network hands its input through and does nothing else (SRVGGNetCompact's own skip is that
+    upscaling), 1 when it changes as much as the gt asks. A non-finite output gives nan everywhere.
     """
     out = out.double()
     gt = gt.double()
@@ -59,6 +68,7 @@ def output_stats(
             "val_std_ratio": nan,
             "val_chroma_ratio": nan,
             "val_false_color": nan,
+            "val_input_change": nan,
         }
     shift = out.mean(dim=(0, 2, 3)) - gt.mean(dim=(0, 2, 3))
     std_o = out.std(dim=(2, 3)).mean()
@@ -68,6 +78,12 @@ def output_stats(
         return (x - x.mean(dim=1, keepdim=True)).abs().mean()
 
     c_g = chroma(gt)
+    change = float("nan")
+    if lq is not None:
+        near = F.interpolate(lq.double(), size=out.shape[-2:], mode="nearest")
+        wanted = (gt - near).abs().mean()
+        if wanted > 1e-6:
+            change = float((out - near).abs().mean() / wanted)
     return {
         "val_color_shift": float(shift.abs().max()),
         "val_shift_r": float(shift[0]),
@@ -76,6 +92,7 @@ def output_stats(
         "val_std_ratio": float(std_o / std_g) if std_g > 1e-6 else float("nan"),
         "val_chroma_ratio": float(chroma(out) / c_g) if c_g > 2e-3 else float("nan"),
         "val_false_color": float("nan") if grey_out is None else float(chroma(grey_out)),
+        "val_input_change": change,
     }
 
 
@@ -92,6 +109,8 @@ class Guard:
         self.last_good = start
         self._recent: dict[str, deque[float]] = {}
         self._false_least = math.inf  # the least false colour seen by this run's validations
+        self._stuck: list[tuple[int, float]] = []  # (step, value) of the current stuck streak
+        self._good_before_stuck = start
 
     def _stop(self, step: int, what: str, *, last_good: int) -> TrainingStopped:
         return TrainingStopped(
@@ -124,8 +143,9 @@ class Guard:
             hist.append(v)
 
     def check_validation(self, step: int, stats: Mapping[str, float]) -> None:
-        """Raises on colour drift, a flat or grey collapse, or non-finite outputs; otherwise
-        records ``step`` as the last good one."""
+        """Raises on colour drift, a flat or grey collapse, false colour, non-finite outputs, or
+        outputs stuck at the input for ``guard.stuck_validations`` validations in a row; otherwise
+        records ``step`` as the last good one (not while a stuck streak lasts)."""
         if not self.cfg.enabled:
             self.last_good = step
             return
@@ -171,6 +191,25 @@ class Guard:
                     last_good=self.last_good,
                 )
             self._false_least = least
+        change = stats.get("val_input_change", float("nan"))
+        if math.isfinite(change) and change < c.min_input_change:
+            # a young net passes through this (our compact stage 1: 0.03 at step 250, 0.17 at
+            # 500); one that stays there has stopped learning
+            if not self._stuck:
+                self._good_before_stuck = self.last_good
+            self._stuck.append((step, change))
+            if len(self._stuck) >= c.stuck_validations:
+                seen = ", ".join(f"{v:.4f} at step {s}" for s, v in self._stuck)
+                raise self._stop(
+                    step,
+                    "stuck at the input: the outputs differ from the nearest-neighbour upscaled "
+                    f"inputs by {change:.4f} of what the gt does (< guard.min_input_change "
+                    f"{c.min_input_change:g} at {len(self._stuck)} validations in a row: {seen}; "
+                    "try a lower learning rate)",
+                    last_good=self._good_before_stuck,
+                )
+            return
+        self._stuck.clear()
         self.last_good = step
 
 

@@ -70,15 +70,20 @@ class MetricsLogger:
             self._tb.close()
 
 
-def read_metrics(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """All records of ``RUN_DIR/metrics.jsonl`` (a torn last line from a killed run is ignored)."""
-    path = Path(run_dir) / "metrics.jsonl"
+def read_metrics(run: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """All records of ``RUN_DIR/metrics.jsonl``, or of the ``.jsonl`` file given (a torn line from
+    a killed run, or a line that is not a JSON object, is skipped)."""
+    path = Path(run)
+    if path.is_dir():
+        path = path / "metrics.jsonl"
     out: list[dict[str, Any]] = []
     if not path.is_file():
         return out
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
-            out.append(json.loads(line))
+            rec = json.loads(line)
         except json.JSONDecodeError:
             continue
+        if isinstance(rec, dict):
+            out.append(rec)
     return out

@@ -323,7 +323,7 @@ def validate_net(
         outs.append(net(lq).float().cpu())
         grey_outs.append(net(lq.mean(dim=1, keepdim=True).expand_as(lq)).float().cpu())
     raw = torch.cat(outs)
-    stats = output_stats(raw, vs.gt, grey_out=torch.cat(grey_outs))
+    stats = output_stats(raw, vs.gt, grey_out=torch.cat(grey_outs), lq=vs.lq)
     out = raw.nan_to_num(0.0).clamp(0, 1)
     out8 = (out * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     gt8 = (vs.gt.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
