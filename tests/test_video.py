@@ -661,3 +661,20 @@ def test_video_default_half_precision_stays_close_to_fp32_on_a_real_photo(
     b = Upscaler("realesr-animevideov3", tile=0, precision="half").upscale(img)
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     assert mse > 0 and 10 * np.log10(255**2 / mse) > 50.0
+
+
+def test_cli_model_arguments_are_checked_as_upscale_checks_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clip = make_clip(tmp_path / "c.mp4", n=2, audio=None)
+    base = ["video", "-i", str(clip.path), "-o", str(tmp_path / "o")]
+    assert main([*base, "-n", "RealESRGAN_x4plus_netD"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "resrgan video: error: -n/--model_name: RealESRGAN_x4plus_netD is a UNetDiscriminatorSN "
+        "(a training discriminator), not an upscaling network; see `resrgan models`"
+    ]
+    assert main([*base, "--model_path", str(tmp_path / "w.pth")]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"resrgan video: error: --model_path: {tmp_path / 'w.pth'}: no such file"
+    ]
+    assert not (tmp_path / "o").exists()

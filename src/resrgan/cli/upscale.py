@@ -30,7 +30,6 @@ HELP = "upscale an image or a folder of images (the original inference_realesrga
 
 EXTS = ("auto", "png", "jpg", "jpeg", "webp", "tif", "tiff", "bmp")
 ALPHA_UPSAMPLERS = {"realesrgan": "model", "model": "model", "bicubic": "bicubic"}
-GENERATOR_ARCHS = ("RRDBNet", "SRVGGNetCompact")
 # Upscaler option -> the flag that sets it, for resrgan.infer.options' messages
 OPTION_FLAGS = {
     "outscale": "-s/--outscale",
@@ -202,21 +201,26 @@ def _validate(args: argparse.Namespace) -> None:
         raise UsageError(f"--max-pixels: {args.max_pixels} must be a positive number of pixels")
     if not 1 <= args.quality <= 100:
         raise UsageError(f"--quality: {args.quality} is outside 1-100")
+    check_model_args(args)
+
+
+def check_model_args(args: argparse.Namespace) -> None:
+    """--model_path must be a file; -n/--model_name a zoo upscaling network."""
     if args.model_path is not None:
         if not Path(args.model_path).is_file():
             raise UsageError(f"--model_path: {args.model_path}: no such file")
-    else:
-        from ..weights.zoo import get_model_info
+        return
+    from ..weights.zoo import get_model_info
 
-        try:
-            info = get_model_info(args.model_name)
-        except ModelNotFoundError as e:
-            raise UsageError(f"-n/--model_name: {e}") from None
-        if info.arch not in GENERATOR_ARCHS:
-            raise UsageError(
-                f"-n/--model_name: {info.name} is a {info.arch} (a training discriminator), "
-                "not an upscaling network; see `resrgan models`"
-            )
+    try:
+        info = get_model_info(args.model_name)
+    except ModelNotFoundError as e:
+        raise UsageError(f"-n/--model_name: {e}") from None
+    if not info.is_generator:
+        raise UsageError(
+            f"-n/--model_name: {info.name} is a {info.arch} (a training discriminator), "
+            "not an upscaling network; see `resrgan models`"
+        )
 
 
 def _check_output_folder(folder: Path) -> None:

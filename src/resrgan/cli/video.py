@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import ModelNotFoundError, UsageError
 from . import write_json_line
-from .upscale import GENERATOR_ARCHS, _check_device, _check_output_folder, _printable, _tile
+from .upscale import _check_device, _check_output_folder, _printable, _tile, check_model_args
 
 HELP = "upscale a video or a folder of videos (frames, timing, audio and colour kept)"
 
@@ -157,21 +157,7 @@ def _validate(args: argparse.Namespace) -> None:
         raise UsageError(f"--crf: {args.crf} is outside 0-63 (libx264: 0-51, 18 is near lossless)")
     if args.gpu_id is not None and args.gpu_id < 0:
         raise UsageError(f"-g/--gpu-id: {args.gpu_id} is negative; use 0, 1, ...")
-    if args.model_path is not None:
-        if not Path(args.model_path).is_file():
-            raise UsageError(f"--model_path: {args.model_path}: no such file")
-        return
-    from ..weights.zoo import get_model_info
-
-    try:
-        info = get_model_info(args.model_name)
-    except ModelNotFoundError as e:
-        raise UsageError(f"-n/--model_name: {e}") from None
-    if info.arch not in GENERATOR_ARCHS:
-        raise UsageError(
-            f"-n/--model_name: {info.name} is a {info.arch}, not an upscaling network; "
-            "see `resrgan models`"
-        )
+    check_model_args(args)
 
 
 def _notes_for_ignored(args: argparse.Namespace) -> list[str]:

@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-GENERATOR_ARCHS = ("RRDBNet", "SRVGGNetCompact")
 #: a job's states; "gone" is what the status endpoint says of a job it no longer knows
 STATES = ("queued", "running", "done", "error")
 
@@ -69,7 +68,7 @@ def zoo_choices() -> list[ModelChoice]:
 
     out = []
     for info in MODELS.values():
-        if info.arch not in GENERATOR_ARCHS or model_status(info.name) == "download":
+        if not info.is_generator or model_status(info.name) == "download":
             continue
         twin = info.dni_twin is not None and model_status(info.dni_twin) != "download"
         out.append(

