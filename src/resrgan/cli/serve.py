@@ -8,13 +8,10 @@ warning, because the page has no login. See docs/web.md for the limits and the s
 from __future__ import annotations
 
 import argparse
-import contextlib
-import logging
 import math
 import socket
 import sys
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 from ..errors import UsageError
@@ -153,23 +150,6 @@ def _url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
-@contextlib.contextmanager
-def _cli_logging(verbose: bool) -> Iterator[None]:
-    log = logging.getLogger("resrgan")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("resrgan serve: %(levelname)s: %(message)s"))
-    old = log.level, log.propagate
-    log.addHandler(handler)
-    log.setLevel(logging.INFO if verbose else logging.WARNING)
-    log.propagate = False
-    try:
-        yield
-    finally:
-        log.removeHandler(handler)
-        log.setLevel(old[0])
-        log.propagate = old[1]
-
-
 def run(args: argparse.Namespace) -> int:
     try:
         import fastapi  # noqa: F401
@@ -186,7 +166,9 @@ def run(args: argparse.Namespace) -> int:
             "reach this machine can upload images and use its processor; the page has no login",
             file=sys.stderr,
         )
-    with _cli_logging(args.verbose):
+    from .upscale import _cli_logging
+
+    with _cli_logging(args.verbose, "serve"):
         _check_devices(settings.devices)
         sock = _listen(args.host, args.port)
         from ..serve.app import create_app
