@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
@@ -200,3 +201,72 @@ def test_validation_metrics_closed_form() -> None:
     assert res["val_psnr"] == pytest.approx(10 * math.log10(255**2 / 100), rel=1e-9)  # MSE 10^2
     assert res["val_l1"] == pytest.approx(10 / 255, rel=1e-5)
     assert 0.9 < res["val_ssim"] < 1.0
+
+
+class _SpyD(nn.Module):
+    """Records what the discriminator is shown; its answer depends on every input channel."""
+
+    def __init__(self, d: nn.Module) -> None:
+        super().__init__()
+        self.d = d
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x.detach().clone())
+        return self.d(x)
+
+
+def test_gan_luma_shows_the_discriminator_luma_and_leaves_colour_to_the_other_losses() -> None:
+    from resrgan.color import BT601_LUMA, luma
+
+    g, d, _, batch = _setup(3)
+    spy = _SpyD(d)
+    on = LossConfig(gan_luma=True, pixel_weight=0.0, perceptual_weight=0.0)
+    out, _ = generator_step(g, spy, None, batch, _adam(g, lr=0.0), _scaler(), on)
+    discriminator_step(spy, out, batch, _adam(d), _scaler(), on)
+    shown_fake_g, shown_real, shown_fake_d = spy.seen
+    torch.testing.assert_close(shown_real, luma(batch.gt).expand_as(batch.gt), rtol=0, atol=0)
+    torch.testing.assert_close(shown_fake_d, luma(out).expand_as(out), rtol=0, atol=0)
+    torch.testing.assert_close(shown_fake_g, shown_fake_d, rtol=0, atol=0)
+    # the G step's only loss here is the adversarial one: its gradient on the output is the
+    # same in R, G and B up to the luma weights, so it cannot change a pixel's colour
+    g.zero_grad()
+    x = g(batch.lq).detach().requires_grad_()
+    gan_loss(d(luma(x).expand_as(x).contiguous()), True).backward()
+    grad = x.grad
+    assert grad is not None and grad.abs().sum() > 0
+    w = torch.tensor(BT601_LUMA).view(1, 3, 1, 1)
+    torch.testing.assert_close(grad / w, (grad / w)[:, :1].expand_as(grad), rtol=1e-4, atol=1e-9)
+    # off (the default, as the original): D sees the pictures themselves
+    spy.seen.clear()
+    off = dataclasses.replace(on, gan_luma=False)
+    out, _ = generator_step(g, spy, None, batch, _adam(g, lr=0.0), _scaler(), off)
+    discriminator_step(spy, out, batch, _adam(d), _scaler(), off)
+    torch.testing.assert_close(spy.seen[1], batch.gt, rtol=0, atol=0)
+    torch.testing.assert_close(spy.seen[2], out, rtol=0, atol=0)
+
+
+def test_gan_luma_reaches_the_training_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from _train_data import make_hr_folder
+    from resrgan.cli import main
+
+    seen: list[bool] = []
+    real = UNetDiscriminatorSN.forward
+
+    def spy(self: UNetDiscriminatorSN, x: torch.Tensor) -> torch.Tensor:
+        seen.append(bool((x[:, 0] == x[:, 1]).all() and (x[:, 1] == x[:, 2]).all()))
+        return real(self, x)
+
+    monkeypatch.setattr(UNetDiscriminatorSN, "forward", spy)
+    tmp = tmp_path
+    hr = make_hr_folder(tmp / "hr", 4, seed=0)
+    smoke = str(Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml")
+    for flag in ("false", "true"):
+        rc = main(
+            ["train", smoke, "--data", str(hr), "--out", str(tmp / flag), "--quiet"]
+            + ["--device", "cpu", "--iters", "2", "--set", f"losses.gan_luma={flag}"]
+        )
+        assert rc == 0
+    assert seen == [False] * 6 + [True] * 6  # per step: D(fake) for G, D(real), D(fake) for D

@@ -5,10 +5,7 @@ as the offline EfficientNet-Lite0 (``losses.perceptual_net: effnet_lite0``).
 loss = perceptual_weight * sum_l w_l * mean|phi_l(output) - phi_l(target)|, with the original layer
 weights conv1_2 0.1, conv2_2 0.1, conv3_4 1, conv4_4 1, conv5_4 1, ImageNet input normalisation,
 inputs in [0, 1]. The target side is detached. The style term (weight 0 in Real-ESRGAN) is not
-implemented. With ``luma=True`` (``losses.perceptual_luma``, ours) both sides go to the feature net
-as their BT.601 luma in all three channels: the loss sees texture and edges but not colour, so it
-cannot push colour into the output (the ImageNet EfficientNet's loss invents colour on grey
-pictures otherwise; docs/training.md); colour is then held by the L1 and GAN terms.
+implemented.
 """
 
 from __future__ import annotations
@@ -19,7 +16,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..color import luma as to_luma
 from ..nets.effnet_lite import EfficientNetLite0Features
 from ..nets.vgg import VGG19Features
 
@@ -33,8 +29,7 @@ DEFAULT_LAYER_WEIGHTS: dict[str, float] = {
 
 
 class PerceptualLoss(nn.Module):
-    """``PerceptualLoss(vgg, layer_weights=DEFAULT_LAYER_WEIGHTS, perceptual_weight=1.0,
-    luma=False)``.
+    """``PerceptualLoss(vgg, layer_weights=DEFAULT_LAYER_WEIGHTS, perceptual_weight=1.0)``.
 
     ``vgg`` (VGG19Features or EfficientNetLite0Features) must extract (at least) the layers named
     in ``layer_weights``; it stays frozen.
@@ -46,7 +41,6 @@ class PerceptualLoss(nn.Module):
         *,
         layer_weights: Mapping[str, float] | None = None,
         perceptual_weight: float = 1.0,
-        luma: bool = False,
     ) -> None:
         super().__init__()
         self.layer_weights = dict(DEFAULT_LAYER_WEIGHTS if layer_weights is None else layer_weights)
@@ -55,12 +49,8 @@ class PerceptualLoss(nn.Module):
             raise ValueError(f"PerceptualLoss: the VGG does not extract layer(s) {missing}")
         self.vgg = vgg
         self.perceptual_weight = perceptual_weight
-        self.luma = luma
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if self.luma:
-            output = to_luma(output).expand_as(output)
-            target = to_luma(target).expand_as(target)
         feats_out = self.vgg(output)
         with torch.no_grad():
             feats_gt = self.vgg(target.detach())

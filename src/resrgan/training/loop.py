@@ -504,10 +504,7 @@ def _run(
             else build_vgg19_features(vgg_source, layers=tuple(lw))
         )
         percep = PerceptualLoss(
-            feats,
-            layer_weights=lw,
-            perceptual_weight=cfg.losses.perceptual_weight,
-            luma=cfg.losses.perceptual_luma,
+            feats, layer_weights=lw, perceptual_weight=cfg.losses.perceptual_weight
         ).to(device)
 
     # 3. optimisers, schedulers (stepped once per iteration from iteration 2), grad scalers, pool

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..color import luma as to_luma
 from ..losses import PerceptualLoss, gan_loss, l1_loss
 from .config import LossConfig, TrainConfig
 from .ema import unwrap
@@ -115,6 +116,12 @@ def esrnet_step(
     return {"l_g_pix": l_pix.detach()}
 
 
+def _d_input(x: torch.Tensor, losses: LossConfig) -> torch.Tensor:
+    """What the discriminator sees: the picture, or with ``losses.gan_luma`` its BT.601 luma in
+    all three channels (so the adversarial loss pushes texture, never colour)."""
+    return to_luma(x).expand_as(x).contiguous() if losses.gan_luma else x
+
+
 def generator_step(
     net_g: nn.Module,
     net_d: nn.Module,
@@ -148,7 +155,7 @@ def generator_step(
             l_percep = percep(out, percep_target).float()
             total = total + l_percep
             logs["l_g_percep"] = l_percep.detach()
-        fake = d(out)
+        fake = d(_d_input(out, losses))
         l_gan = gan_loss(fake.float(), True, weight=losses.gan_weight)
         total = total + l_gan
         logs["l_g_gan"] = l_gan.detach()
@@ -168,17 +175,18 @@ def discriminator_step(
 ) -> dict[str, torch.Tensor]:
     """Real-ESRGAN D step: BCE(D(gt), real).backward(); BCE(D(out), fake).backward(); one Adam step.
 
-    The real input is the unsharpened GT unless ``gan_gt_usm``.
+    The real input is the unsharpened GT unless ``gan_gt_usm``. With ``gan_luma`` D sees the
+    BT.601 luma of both (``_d_input``).
     """
     unwrap(net_d).requires_grad_(True)
     opt_d.zero_grad(set_to_none=True)
     real_in = batch.gt_usm if losses.gan_gt_usm else batch.gt
     with autocast(batch.lq.device, amp):
-        real = net_d(real_in)
+        real = net_d(_d_input(real_in, losses))
         l_real = gan_loss(real.float(), True)
     scaler_d.scale(l_real).backward()
     with autocast(batch.lq.device, amp):
-        fake = net_d(out.detach().clone())
+        fake = net_d(_d_input(out.detach(), losses).clone())
         l_fake = gan_loss(fake.float(), False)
     scaler_d.scale(l_fake).backward()
     scaler_d.step(opt_d)
