@@ -216,3 +216,40 @@ def test_vgg_download_goes_through_the_checked_downloader(
     assert str(err.value).startswith("vgg19-dcbb9e9d.pth: SHA-256 mismatch for file:")
     assert "expected dcbb9e9d..." in str(err.value)
     assert list((tmp_path / "torch" / "hub" / "checkpoints").iterdir()) == []
+
+
+def test_chroma_l1_is_the_colour_part_of_the_l1() -> None:
+    from resrgan.losses import chroma_l1_loss
+
+    g = torch.Generator().manual_seed(2)
+    rgb = torch.rand(2, 3, 8, 8, generator=g) * 0.5 + 0.25
+    assert float(chroma_l1_loss(rgb + 0.1, rgb)) == pytest.approx(0.0, abs=1e-7)  # brightness
+    grey = rgb.mean(1, keepdim=True).expand_as(rgb)
+    tint = torch.tensor([0.06, 0.0, -0.06]).view(1, 3, 1, 1)
+    # chroma of grey + tint: (+0.06, 0, -0.06) at every pixel -> mean |.| 0.04, times the weight
+    assert float(chroma_l1_loss(grey + tint, grey, weight=2.0)) == pytest.approx(0.08, abs=1e-6)
+    assert float(chroma_l1_loss(grey, grey + tint)) == pytest.approx(0.04, abs=1e-6)
+
+
+def test_chroma_weight_reaches_both_training_stages(tmp_path: Path) -> None:
+    import json
+
+    from _train_data import make_hr_folder
+    from resrgan.cli import main
+
+    hr = make_hr_folder(tmp_path / "hr", 4, seed=0)
+    smoke = str(Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml")
+    for model in ("esrnet", "esrgan"):
+        out = tmp_path / model
+        rc = main(
+            ["train", smoke, "--data", str(hr), "--out", str(out), "--quiet", "--device", "cpu"]
+            + ["--iters", "5", "--set", f"model={model}", "--set", "losses.chroma_weight=2"]
+        )
+        assert rc == 0
+        recs = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+        logged = [r["l_g_chroma"] for r in recs if "l_g_chroma" in r]
+        assert logged and all(0 < v < 2 for v in logged), (model, recs)
+    with pytest.raises(Exception, match="losses.chroma_weight: must be >= 0, got -1"):
+        from resrgan.training.config import load_train_config, validate
+
+        validate(load_train_config(smoke, ["losses.chroma_weight=-1"]))

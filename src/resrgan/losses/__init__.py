@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from .gan import gan_loss
 from .perceptual import DEFAULT_LAYER_WEIGHTS, PerceptualLoss
-from .pixel import l1_loss
+from .pixel import chroma_l1_loss, l1_loss
 
-__all__ = ["DEFAULT_LAYER_WEIGHTS", "PerceptualLoss", "gan_loss", "l1_loss"]
+__all__ = ["DEFAULT_LAYER_WEIGHTS", "PerceptualLoss", "chroma_l1_loss", "gan_loss", "l1_loss"]

@@ -80,7 +80,11 @@ class LossConfig:
     ``layer_weights`` then weigh its taps at strides 2, 4, 8, 16, 32 and ``vgg_weights`` is not
     used). ``gan_luma`` (ours; off as in the original): the discriminator sees the BT.601 luma
     of its real and fake inputs in all three channels, so the adversarial loss drives texture
-    but cannot push colour into the output; colour is left to the L1 and perceptual terms."""
+    but cannot push colour into the output; colour is left to the L1 and perceptual terms.
+    ``chroma_weight`` (ours; 0 as the original): an extra L1 on the colour part of each pixel
+    (channel minus the pixel's channel mean) against the L1's target, so colour the target does
+    not have costs more than the plain L1 charges; with grey crops (``data.gray_prob``) it
+    teaches that a grey picture stays grey."""
 
     pixel_weight: float = 1.0
     perceptual_weight: float = 1.0
@@ -92,6 +96,7 @@ class LossConfig:
     percep_gt_usm: bool = True
     gan_gt_usm: bool = False
     gan_luma: bool = False
+    chroma_weight: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -215,6 +220,8 @@ def validate(cfg: TrainConfig, *, world_size: int = 1) -> TrainConfig:
         raise ConfigError(f"ema_decay: must be in [0, 1], got {cfg.ema_decay}")
     if cfg.total_iters < 1:
         raise ConfigError(f"total_iters: must be >= 1, got {cfg.total_iters}")
+    if cfg.losses.chroma_weight < 0:
+        raise ConfigError(f"losses.chroma_weight: must be >= 0, got {cfg.losses.chroma_weight}")
     if cfg.guard.stuck_validations < 1:
         raise ConfigError(
             f"guard.stuck_validations: must be >= 1, got {cfg.guard.stuck_validations}"

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..color import luma as to_luma
-from ..losses import PerceptualLoss, gan_loss, l1_loss
+from ..losses import PerceptualLoss, chroma_l1_loss, gan_loss, l1_loss
 from .config import LossConfig, TrainConfig
 from .ema import unwrap
 
@@ -107,13 +107,19 @@ def esrnet_step(
     *,
     amp: str = "none",
 ) -> dict[str, torch.Tensor]:
-    """Real-ESRNet: one Adam step on ``pixel_weight * L1(G(lq), gt)``."""
+    """Real-ESRNet: one Adam step on ``pixel_weight * L1(G(lq), gt)`` (+ the chroma term when
+    ``chroma_weight`` > 0)."""
     opt_g.zero_grad(set_to_none=True)
     with autocast(batch.lq.device, amp):
         out = net_g(batch.lq)
         l_pix = l1_loss(out.float(), batch.gt, weight=losses.pixel_weight)
-    _backward_step(l_pix, opt_g, scaler_g)
-    return {"l_g_pix": l_pix.detach()}
+        total, logs = l_pix, {"l_g_pix": l_pix.detach()}
+        if losses.chroma_weight > 0:
+            l_chroma = chroma_l1_loss(out.float(), batch.gt, weight=losses.chroma_weight)
+            total = total + l_chroma
+            logs["l_g_chroma"] = l_chroma.detach()
+    _backward_step(total, opt_g, scaler_g)
+    return logs
 
 
 def _d_input(x: torch.Tensor, losses: LossConfig) -> torch.Tensor:
@@ -133,7 +139,8 @@ def generator_step(
     *,
     amp: str = "none",
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Real-ESRGAN G step: L1 + perceptual (against gt_usm) + gan_weight * BCE(D(out), real).
+    """Real-ESRGAN G step: L1 (+ chroma) + perceptual (against gt_usm) + gan_weight *
+    BCE(D(out), real).
 
     D is frozen (``requires_grad_(False)``) and called unwrapped, so no gradient reaches it and DDP
     does not wait for its gradients. Returns the output (for the D step) and the logs.
@@ -151,6 +158,10 @@ def generator_step(
             l_pix = l1_loss(out.float(), l1_target, weight=losses.pixel_weight)
             total = total + l_pix
             logs["l_g_pix"] = l_pix.detach()
+        if losses.chroma_weight > 0:
+            l_chroma = chroma_l1_loss(out.float(), l1_target, weight=losses.chroma_weight)
+            total = total + l_chroma
+            logs["l_g_chroma"] = l_chroma.detach()
         if percep is not None and losses.perceptual_weight > 0:
             l_percep = percep(out, percep_target).float()
             total = total + l_percep
