@@ -53,11 +53,16 @@ def test_the_ablations_differ_only_in_the_degradation() -> None:
     assert s1["degradation"] == base["degradation"]
 
 
-def test_stage2_starts_from_stage1_with_the_vgg19_only_where_its_file_is() -> None:
+def test_stage2_starts_from_stage1_with_the_measured_recipe() -> None:
     s2 = load_train_config(COMPACT[1])
     assert s2.model == "esrgan" and s2.init_from.endswith("compact_x4_stage1/model.safetensors")
-    assert s2.losses.perceptual_net == "vgg19" and s2.losses.vgg_weights == "if-present"
+    los = s2.losses
+    assert los.perceptual_net == "effnet_lite0"
+    assert (los.perceptual_weight, los.gan_weight) == (0.3, 0.05)
+    assert (los.gan_luma, los.chroma_weight, s2.data.gray_prob) == (True, 3.0, 0.2)
     assert s2.network_d.type == "UNetDiscriminatorSN" and s2.network_d.num_feat == 32
+    # the library's default perceptual net stays the real VGG19
+    assert load_train_config(None).losses.perceptual_net == "vgg19"
 
 
 def _train(config: Path, hr: Path, out: Path, iters: int, *extra: str) -> None:

@@ -278,7 +278,7 @@ _ALL = (
 )
 
 # Our own models, trained by resrgan and shipped inside the package (docs/models.md, model card).
-COMPACT_X4_SHA256 = "f73d5e609ca400dd3fb140c5411ae5f99eb390160018cafc733c064a7dd600a8"
+COMPACT_X4_SHA256 = "7533c0624c3eaec1bca5d8c259cb61f4e4d299801b188196fdd4ad0551da4593"
 _OURS = (
     ModelInfo(
         name="resrgan-compact-x4",
