@@ -11,7 +11,28 @@ The public function is ``resrgan.train(config, run_dir=..., ...)``
 
 from __future__ import annotations
 
-from .config import TrainConfig, load_train_config
-from .loop import TrainResult, train
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .config import TrainConfig, load_train_config
+    from .loop import TrainResult, train
+
+# loaded on first use, so that a light submodule (``training.logging``, read by ``resrgan plot``)
+# does not pull in torch and the whole trainer
+_LAZY = {
+    "TrainConfig": "config",
+    "load_train_config": "config",
+    "TrainResult": "loop",
+    "train": "loop",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["TrainConfig", "TrainResult", "load_train_config", "train"]
