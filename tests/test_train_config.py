@@ -12,7 +12,7 @@ from resrgan.cli import main
 from resrgan.errors import ConfigError, WeightsError
 from resrgan.nets import RRDBNet
 from resrgan.training.config import TrainConfig, load_train_config, validate
-from resrgan.training.loop import build_dataset, load_init_weights
+from resrgan.training.loop import build_dataset, build_generator, load_init_weights
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -128,6 +128,23 @@ def test_queue_size_must_be_a_multiple_of_the_batch() -> None:
     cfg = load_train_config(CONFIGS / "smoke.yaml", ["data.batch_size=3"])
     with pytest.raises(ConfigError, match="queue_size: 4 is not a multiple of data.batch_size 3"):
         validate(cfg)
+
+
+def test_network_g_init_he_reaches_the_compact_net_only() -> None:
+    compact = ["network_g.type=SRVGGNetCompact", "network_g.num_conv=2", "network_g.num_feat=8"]
+    cfg = validate(load_train_config(CONFIGS / "smoke.yaml", [*compact, "network_g.init=he"]))
+    torch.manual_seed(0)
+    net = build_generator(cfg)
+    convs = [m for m in net.body if isinstance(m, torch.nn.Conv2d)]
+    assert all(float(m.bias.detach().abs().max()) == 0 for m in convs)
+    torch.manual_seed(0)
+    default = build_generator(validate(load_train_config(CONFIGS / "smoke.yaml", compact)))
+    assert float(default.body[0].bias.detach().abs().max()) > 0  # torch's default init, as upstream
+    with pytest.raises(ConfigError, match="network_g.init: 'he' is for SRVGGNetCompact"):
+        rrdb = ["network_g.type=RRDBNet", "network_g.init=he"]
+        validate(load_train_config(CONFIGS / "smoke.yaml", rrdb))
+    with pytest.raises(ConfigError, match="network_g.init"):
+        load_train_config(CONFIGS / "smoke.yaml", ["network_g.init=xavier"])
 
 
 def test_paired_mode_needs_the_lq_folder() -> None:

@@ -29,6 +29,10 @@ class NetGConfig:
     num_grow_ch: int = 32
     num_conv: int = 16
     act_type: str = "prelu"
+    # random initialisation: "torch" (PyTorch's default, as upstream) or "he" (He-normal for the
+    # activation's slope, last conv x0.1; SRVGGNetCompact only), which a deep compact net needs
+    # to train from scratch
+    init: Literal["torch", "he"] = "torch"
 
 
 @dataclass(frozen=True)
@@ -225,6 +229,11 @@ def validate(cfg: TrainConfig, *, world_size: int = 1) -> TrainConfig:
     if cfg.guard.stuck_validations < 1:
         raise ConfigError(
             f"guard.stuck_validations: must be >= 1, got {cfg.guard.stuck_validations}"
+        )
+    if cfg.network_g.init == "he" and cfg.network_g.type != "SRVGGNetCompact":
+        raise ConfigError(
+            "network_g.init: 'he' is for SRVGGNetCompact (RRDBNet has its own scaled init), got "
+            f"type {cfg.network_g.type}"
         )
     if cfg.checkpoint.keep < 1:
         raise ConfigError(f"checkpoint.keep: must be >= 1, got {cfg.checkpoint.keep}")

@@ -87,7 +87,7 @@ def build_generator(cfg: TrainConfig) -> nn.Module:
             num_block=g.num_block,
             num_grow_ch=g.num_grow_ch,
         )
-    return SRVGGNetCompact(
+    net = SRVGGNetCompact(
         num_in_ch=g.num_in_ch,
         num_out_ch=g.num_out_ch,
         num_feat=g.num_feat,
@@ -95,6 +95,7 @@ def build_generator(cfg: TrainConfig) -> nn.Module:
         upscale=cfg.scale,
         act_type=g.act_type,
     )
+    return net.he_init_() if g.init == "he" else net
 
 
 def build_discriminator(cfg: TrainConfig) -> nn.Module:
