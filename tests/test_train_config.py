@@ -147,6 +147,14 @@ def test_network_g_init_he_reaches_the_compact_net_only() -> None:
         load_train_config(CONFIGS / "smoke.yaml", ["network_g.init=xavier"])
 
 
+def test_esrnet_needs_a_pixel_loss() -> None:
+    with pytest.raises(ConfigError, match="losses.pixel_weight: model esrnet trains on the pixel"):
+        esrnet = ["losses.pixel_weight=0", "model=esrnet"]
+        validate(load_train_config(CONFIGS / "smoke.yaml", esrnet))
+    cfg = load_train_config(CONFIGS / "smoke.yaml", ["losses.pixel_weight=0", "model=esrgan"])
+    assert validate(cfg).losses.pixel_weight == 0  # stage 2 may drop it
+
+
 def test_paired_mode_needs_the_lq_folder() -> None:
     cfg = load_train_config(CONFIGS / "smoke.yaml", ["data.mode=paired"])
     with pytest.raises(ConfigError, match="data.lq_root: paired mode needs the LQ folder"):

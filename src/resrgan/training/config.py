@@ -224,6 +224,11 @@ def validate(cfg: TrainConfig, *, world_size: int = 1) -> TrainConfig:
         raise ConfigError(f"ema_decay: must be in [0, 1], got {cfg.ema_decay}")
     if cfg.total_iters < 1:
         raise ConfigError(f"total_iters: must be >= 1, got {cfg.total_iters}")
+    if cfg.model == "esrnet" and cfg.losses.pixel_weight <= 0 and cfg.losses.chroma_weight <= 0:
+        raise ConfigError(
+            "losses.pixel_weight: model esrnet trains on the pixel loss alone, so it must be > 0 "
+            f"(got {cfg.losses.pixel_weight:g})"
+        )
     if cfg.losses.chroma_weight < 0:
         raise ConfigError(f"losses.chroma_weight: must be >= 0, got {cfg.losses.chroma_weight}")
     if cfg.guard.stuck_validations < 1:

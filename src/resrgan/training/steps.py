@@ -112,14 +112,27 @@ def esrnet_step(
     opt_g.zero_grad(set_to_none=True)
     with autocast(batch.lq.device, amp):
         out = net_g(batch.lq)
-        l_pix = l1_loss(out.float(), batch.gt, weight=losses.pixel_weight)
-        total, logs = l_pix, {"l_g_pix": l_pix.detach()}
-        if losses.chroma_weight > 0:
-            l_chroma = chroma_l1_loss(out.float(), batch.gt, weight=losses.chroma_weight)
-            total = total + l_chroma
-            logs["l_g_chroma"] = l_chroma.detach()
+        logs: dict[str, torch.Tensor] = {}
+        total = _pixel_terms(out, batch.gt, losses, logs)
     _backward_step(total, opt_g, scaler_g)
     return logs
+
+
+def _pixel_terms(
+    out: torch.Tensor, target: torch.Tensor, losses: LossConfig, logs: dict[str, torch.Tensor]
+) -> torch.Tensor:
+    """``pixel_weight * L1`` and ``chroma_weight * chroma L1`` (each when its weight is > 0)
+    against ``target``, in fp32; logs ``l_g_pix`` / ``l_g_chroma``."""
+    total = out.new_zeros((), dtype=torch.float32)
+    for weight, name, fn in (
+        (losses.pixel_weight, "l_g_pix", l1_loss),
+        (losses.chroma_weight, "l_g_chroma", chroma_l1_loss),
+    ):
+        if weight > 0:
+            term = fn(out.float(), target, weight=weight)
+            total = total + term
+            logs[name] = term.detach()
+    return total
 
 
 def _d_input(x: torch.Tensor, losses: LossConfig) -> torch.Tensor:
@@ -153,15 +166,7 @@ def generator_step(
     logs: dict[str, torch.Tensor] = {}
     with autocast(batch.lq.device, amp):
         out = net_g(batch.lq)
-        total = out.new_zeros((), dtype=torch.float32)
-        if losses.pixel_weight > 0:
-            l_pix = l1_loss(out.float(), l1_target, weight=losses.pixel_weight)
-            total = total + l_pix
-            logs["l_g_pix"] = l_pix.detach()
-        if losses.chroma_weight > 0:
-            l_chroma = chroma_l1_loss(out.float(), l1_target, weight=losses.chroma_weight)
-            total = total + l_chroma
-            logs["l_g_chroma"] = l_chroma.detach()
+        total = _pixel_terms(out, l1_target, losses, logs)
         if percep is not None and losses.perceptual_weight > 0:
             l_percep = percep(out, percep_target).float()
             total = total + l_percep
