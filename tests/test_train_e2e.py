@@ -89,6 +89,15 @@ def test_each_validation_writes_a_preview_grid_of_lq_output_gt(smoke_run: Path) 
     assert (grid[:h, w : w + 4] == 255).all() and (grid[h : h + 4] == 255).all()
 
 
+def test_the_checkpoint_holds_the_guard_memory(smoke_run: Path) -> None:
+    st = load_state(smoke_run / "checkpoints" / "state_00000020.pt")["guard"]
+    val = {r["step"]: r for r in _records(smoke_run) if "val_false_color" in r}
+    assert st["last_good"] == 20 and st["stuck"] == []
+    assert st["false_least"] == min(val[s]["val_false_color"] for s in (0, 10, 20))
+    logged = [r["l_g_pix"] for r in _records(smoke_run) if "l_g_pix" in r]
+    assert st["recent"]["l_g_pix"] == pytest.approx(logged)
+
+
 def test_the_guard_stays_silent_on_a_healthy_smoke_run(smoke_run: Path) -> None:
     recs = _records(smoke_run)
     assert not [r for r in recs if r.get("event") == "guard_stop"]

@@ -143,6 +143,15 @@ def test_a_net_stuck_at_its_input_stops_after_three_validations_in_a_row() -> No
         "learning rate)"
     )
     assert e.value.last_good == 500
+    # a resumed run remembers the streak: the guard's state goes into the checkpoint
+    g = Guard(GuardConfig(), start=0)
+    for step, w in ((250, 0.03), (500, 0.17), (750, 0.012), (1000, 0.006)):
+        g.check_validation(step, at(w))
+    resumed = Guard(GuardConfig(), start=1000)
+    resumed.load_state_dict(g.state_dict())
+    with pytest.raises(TrainingStopped, match="0.0120 at step 750, 0.0060 at step 1000") as e:
+        resumed.check_validation(1250, at(0.0055))
+    assert e.value.last_good == 500
     # the threshold and the patience are the config's
     g = Guard(GuardConfig(min_input_change=0.01, stuck_validations=1))
     g.check_validation(250, at(0.03))

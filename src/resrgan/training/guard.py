@@ -17,6 +17,7 @@ import statistics
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -111,6 +112,27 @@ class Guard:
         self._false_least = math.inf  # the least false colour seen by this run's validations
         self._stuck: list[tuple[int, float]] = []  # (step, value) of the current stuck streak
         self._good_before_stuck = start
+
+    def state_dict(self) -> dict[str, Any]:
+        """What the guard remembers (plain containers, for the checkpoint): the last good step,
+        the stuck streak, the least false colour and the recent losses, so that a resumed run
+        is judged as if it had not stopped."""
+        return {
+            "last_good": self.last_good,
+            "false_least": self._false_least,
+            "stuck": [[s, v] for s, v in self._stuck],
+            "good_before_stuck": self._good_before_stuck,
+            "recent": {k: list(v) for k, v in self._recent.items()},
+        }
+
+    def load_state_dict(self, st: Mapping[str, Any]) -> None:
+        self.last_good = int(st["last_good"])
+        self._false_least = float(st["false_least"])
+        self._stuck = [(int(s), float(v)) for s, v in st["stuck"]]
+        self._good_before_stuck = int(st["good_before_stuck"])
+        self._recent = {
+            k: deque(map(float, v), maxlen=self.cfg.loss_window) for k, v in st["recent"].items()
+        }
 
     def _stop(self, step: int, what: str, *, last_good: int) -> TrainingStopped:
         return TrainingStopped(

@@ -583,12 +583,17 @@ def _run(
         if logger is not None:
             logger.log({"step": 0, **last_val})
 
+    guard = Guard(cfg.guard, start=start)
+    if found is not None and "guard" in found[1]:  # checkpoints before 2026-12-06 have none
+        guard.load_state_dict(found[1]["guard"])
+
     def checkpoint(step: int) -> None:
         if info.is_main:
             st: dict[str, Any] = {
                 "step": step,
                 "config": config_to_dict(cfg),
                 **state.state_dict(),
+                "guard": guard.state_dict(),
                 "rng": rng_states(cfg, info, step + 1),
                 "data_position": step,
                 "world_size": info.world_size,
@@ -603,7 +608,6 @@ def _run(
         net_d.train()
     t0 = time.perf_counter()
     step = start
-    guard = Guard(cfg.guard, start=start)
 
     def val_step(step: int) -> bool:
         return cfg.val.every > 0 and (step % cfg.val.every == 0 or step == cfg.total_iters)
