@@ -137,6 +137,14 @@ def test_network_g_init_he_reaches_the_compact_net_only() -> None:
     net = build_generator(cfg)
     convs = [m for m in net.body if isinstance(m, torch.nn.Conv2d)]
     assert all(float(m.bias.detach().abs().max()) == 0 for m in convs)
+    assert float(convs[-1].weight.detach().abs().max()) == 0  # init_last_scale 0 by default
+    scaled = [*compact, "network_g.init=he", "network_g.init_last_scale=0.1"]
+    net = build_generator(validate(load_train_config(CONFIGS / "smoke.yaml", scaled)))
+    assert 0 < float(net.body[-1].weight.detach().abs().max()) < 0.1
+    with pytest.raises(ConfigError, match=r"network_g.init_last_scale: must be in \[0, 1\], got 2"):
+        validate(
+            load_train_config(CONFIGS / "smoke.yaml", [*compact, "network_g.init_last_scale=2"])
+        )
     torch.manual_seed(0)
     default = build_generator(validate(load_train_config(CONFIGS / "smoke.yaml", compact)))
     assert float(default.body[0].bias.detach().abs().max()) > 0  # torch's default init, as upstream

@@ -139,8 +139,8 @@ def test_a_net_stuck_at_its_input_stops_after_three_validations_in_a_row() -> No
     assert str(e.value).startswith(
         "step 1250: stuck at the input: the outputs differ from the nearest-neighbour upscaled "
         "inputs by 0.0055 of what the gt does (< guard.min_input_change 0.05 at 3 validations "
-        "in a row: 0.0120 at step 750, 0.0060 at step 1000, 0.0055 at step 1250; try a lower "
-        "learning rate)"
+        "in a row: 0.0120 at step 750, 0.0060 at step 1000, 0.0055 at step 1250; a compact net "
+        "from scratch wants network_g.init: he, docs/training.md)"
     )
     assert e.value.last_good == 500
     # a resumed run remembers the streak: the guard's state goes into the checkpoint

@@ -8,7 +8,9 @@ The convolutions start with PyTorch's default initialisation, as upstream (whose
 fine-tuned from earlier ones). For training from scratch, :meth:`SRVGGNetCompact.he_init_` gives
 the He initialisation for the activation's slope: under the default one, the signal and the
 gradient shrink about 2.4x per layer, so in a 32-conv net the first layers get gradients near
-1e-15, under Adam's epsilon, and the net stays at its nearest-upsampled input.
+1e-15, under Adam's epsilon. Its last conv starts at zero (the net starts as the nearest
+upsampling): a 32-conv net whose random residual starts large learns to damp its signal layer
+by layer until it hands its input through (docs/training.md).
 """
 
 from __future__ import annotations
@@ -63,9 +65,9 @@ class SRVGGNetCompact(nn.Module):
         self.act_type = act_type
 
     @torch.no_grad()
-    def he_init_(self, last_scale: float = 0.1) -> SRVGGNetCompact:
-        """He-normal weights (fan-in, the activation's slope), zero biases; the last conv is scaled
-        by ``last_scale`` so that the net starts near its nearest-upsampled input."""
+    def he_init_(self, last_scale: float = 0.0) -> SRVGGNetCompact:
+        """He-normal weights (fan-in, the activation's slope), zero biases; the last conv's weights
+        are scaled by ``last_scale`` (0: the net starts as its nearest-upsampled input)."""
         convs = [m for m in self.body if isinstance(m, nn.Conv2d)]
         for conv in convs:
             nn.init.kaiming_normal_(

@@ -30,9 +30,10 @@ class NetGConfig:
     num_conv: int = 16
     act_type: str = "prelu"
     # random initialisation: "torch" (PyTorch's default, as upstream) or "he" (He-normal for the
-    # activation's slope, last conv x0.1; SRVGGNetCompact only), which a deep compact net needs
-    # to train from scratch
+    # activation's slope, the last conv's weights times init_last_scale; SRVGGNetCompact only),
+    # which a 32-conv compact net needs to train from scratch
     init: Literal["torch", "he"] = "torch"
+    init_last_scale: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -239,6 +240,10 @@ def validate(cfg: TrainConfig, *, world_size: int = 1) -> TrainConfig:
         raise ConfigError(
             "network_g.init: 'he' is for SRVGGNetCompact (RRDBNet has its own scaled init), got "
             f"type {cfg.network_g.type}"
+        )
+    if not 0.0 <= cfg.network_g.init_last_scale <= 1.0:
+        raise ConfigError(
+            f"network_g.init_last_scale: must be in [0, 1], got {cfg.network_g.init_last_scale}"
         )
     if cfg.checkpoint.keep < 1:
         raise ConfigError(f"checkpoint.keep: must be >= 1, got {cfg.checkpoint.keep}")

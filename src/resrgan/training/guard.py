@@ -227,7 +227,7 @@ class Guard:
                     "stuck at the input: the outputs differ from the nearest-neighbour upscaled "
                     f"inputs by {change:.4f} of what the gt does (< guard.min_input_change "
                     f"{c.min_input_change:g} at {len(self._stuck)} validations in a row: {seen}; "
-                    "try a lower learning rate)",
+                    "a compact net from scratch wants network_g.init: he, docs/training.md)",
                     last_good=self._good_before_stuck,
                 )
             return

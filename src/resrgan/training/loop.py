@@ -95,7 +95,7 @@ def build_generator(cfg: TrainConfig) -> nn.Module:
         upscale=cfg.scale,
         act_type=g.act_type,
     )
-    return net.he_init_() if g.init == "he" else net
+    return net.he_init_(g.init_last_scale) if g.init == "he" else net
 
 
 def build_discriminator(cfg: TrainConfig) -> nn.Module:
