@@ -4,8 +4,8 @@ Class name, arguments and state-dict keys as in the original (spec §2.2): ``bod
 conv, act, (conv, act) * num_conv, conv; the output is pixel-shuffled and added to the
 nearest-upsampled input.
 
-The convolutions start with PyTorch's default initialisation, as upstream (whose models are
-fine-tuned from earlier ones). For training from scratch, :meth:`SRVGGNetCompact.he_init_` gives
+The convolutions start with PyTorch's default initialisation, as upstream. For training from
+scratch, :meth:`SRVGGNetCompact.he_init_` gives
 the He initialisation for the activation's slope: under the default one, the signal and the
 gradient shrink about 2.4x per layer, so in a 32-conv net the first layers get gradients near
 1e-15, under Adam's epsilon. Its last conv starts at zero (the net starts as the nearest
