@@ -5,12 +5,11 @@ conv, act, (conv, act) * num_conv, conv; the output is pixel-shuffled and added 
 nearest-upsampled input.
 
 The convolutions start with PyTorch's default initialisation, as upstream. For training from
-scratch, :meth:`SRVGGNetCompact.he_init_` gives
-the He initialisation for the activation's slope: under the default one, the signal and the
-gradient shrink about 2.4x per layer, so in a 32-conv net the first layers get gradients near
-1e-15, under Adam's epsilon. Its last conv starts at zero (the net starts as the nearest
-upsampling): a 32-conv net whose random residual starts large learns to damp its signal layer
-by layer until it hands its input through (docs/training.md).
+scratch, :meth:`SRVGGNetCompact.he_init_` gives the He initialisation for the activation's slope:
+under the default one the gradient shrinks about 2.4x per layer, so in a 32-conv net the first
+layers get gradients near 1e-15, under Adam's epsilon. Its last conv starts at zero (the net
+starts as the nearest upsampling): a 32-conv net whose random residual starts large learns to damp
+its signal layer by layer until it hands its input through (docs/training.md).
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ def _activation(act_type: str, num_feat: int) -> nn.Module:
     if act_type == "relu":
         return nn.ReLU(inplace=True)
     if act_type == "lrelu":
-        return nn.LeakyReLU(negative_slope=0.1, inplace=True)
+        return nn.LeakyReLU(negative_slope=_SLOPES["lrelu"], inplace=True)
     raise ValueError(f"act_type must be one of {ACT_TYPES}, got {act_type!r}")
 
 
