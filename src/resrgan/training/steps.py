@@ -70,7 +70,9 @@ def synthesize_batch(
     tb = make_training_batch(gt400, params, deg)
     lq = tb.lq
     if cfg.model == "esrnet":
-        gt = tb.gt_usm if deg.gt_usm else tb.gt
+        # upstream: L1 against USM(gt) when gt_usm; losses.l1_gt_usm: false keeps the lq made
+        # from USM(gt) but makes the plain gt the target (what a PSNR against gt rewards)
+        gt = tb.gt_usm if deg.gt_usm and cfg.losses.l1_gt_usm else tb.gt
         if pool is not None:
             lq, gt = pool.push_pop(lq, gt, generator=pool_generator)  # type: ignore[attr-defined]
         return Batch(lq=lq.contiguous(), gt=gt, gt_usm=gt)
