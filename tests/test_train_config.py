@@ -156,9 +156,12 @@ def test_network_g_init_he_reaches_the_compact_net_only() -> None:
 
 
 def test_esrnet_needs_a_pixel_loss() -> None:
-    with pytest.raises(ConfigError, match="losses.pixel_weight: model esrnet trains on the pixel"):
+    msg = r"one of pixel_weight, chroma_weight must be > 0 \(got 0, 0\)"
+    with pytest.raises(ConfigError, match=msg):
         esrnet = ["losses.pixel_weight=0", "model=esrnet"]
         validate(load_train_config(CONFIGS / "smoke.yaml", esrnet))
+    colour = ["losses.pixel_weight=0", "losses.chroma_weight=1", "model=esrnet"]
+    assert validate(load_train_config(CONFIGS / "smoke.yaml", colour)).losses.chroma_weight == 1
     cfg = load_train_config(CONFIGS / "smoke.yaml", ["losses.pixel_weight=0", "model=esrgan"])
     assert validate(cfg).losses.pixel_weight == 0  # stage 2 may drop it
 

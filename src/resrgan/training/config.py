@@ -227,8 +227,9 @@ def validate(cfg: TrainConfig, *, world_size: int = 1) -> TrainConfig:
         raise ConfigError(f"total_iters: must be >= 1, got {cfg.total_iters}")
     if cfg.model == "esrnet" and cfg.losses.pixel_weight <= 0 and cfg.losses.chroma_weight <= 0:
         raise ConfigError(
-            "losses.pixel_weight: model esrnet trains on the pixel loss alone, so it must be > 0 "
-            f"(got {cfg.losses.pixel_weight:g})"
+            "losses.pixel_weight: model esrnet trains on the pixel terms alone (L1 + colour), so "
+            f"one of pixel_weight, chroma_weight must be > 0 (got {cfg.losses.pixel_weight:g}, "
+            f"{cfg.losses.chroma_weight:g})"
         )
     if cfg.losses.chroma_weight < 0:
         raise ConfigError(f"losses.chroma_weight: must be >= 0, got {cfg.losses.chroma_weight}")
