@@ -164,11 +164,11 @@ def test_pool_targets_esrnet_pools_sharpened_gt_esrgan_recomputes_usm() -> None:
     ref = make_training_batch(gt400, params, cfg.degradation)  # computed independently
     assert not torch.equal(ref.gt, ref.gt_usm)
 
-    def run(model: str) -> tuple[Batch, PairPool]:
+    def run(model: str, losses: LossConfig = cfg.losses) -> tuple[Batch, PairPool]:
         pool = PairPool(4)
         b = synthesize_batch(
             gt400,
-            dataclasses.replace(cfg, model=model),
+            dataclasses.replace(cfg, model=model, losses=losses),
             pool,
             generator=torch.Generator().manual_seed(7),
             pool_generator=torch.Generator().manual_seed(8),
@@ -179,15 +179,8 @@ def test_pool_targets_esrnet_pools_sharpened_gt_esrgan_recomputes_usm() -> None:
     torch.testing.assert_close(b.lq, ref.lq, rtol=0, atol=0)
     torch.testing.assert_close(b.gt, ref.gt_usm, rtol=0, atol=0)
     torch.testing.assert_close(pool.gt[:2], ref.gt_usm, rtol=0, atol=0)
-    pool = PairPool(4)  # l1_gt_usm: false -> the same lq (from USM(gt)), the plain GT as target
-    plain = dataclasses.replace(cfg.losses, l1_gt_usm=False)
-    b = synthesize_batch(
-        gt400,
-        dataclasses.replace(cfg, model="esrnet", losses=plain),
-        pool,
-        generator=torch.Generator().manual_seed(7),
-        pool_generator=torch.Generator().manual_seed(8),
-    )
+    # l1_gt_usm: false -> the same lq (from USM(gt)), the plain GT as target
+    b, pool = run("esrnet", dataclasses.replace(cfg.losses, l1_gt_usm=False))
     torch.testing.assert_close(b.lq, ref.lq, rtol=0, atol=0)
     torch.testing.assert_close(b.gt, ref.gt, rtol=0, atol=0)
     torch.testing.assert_close(pool.gt[:2], ref.gt, rtol=0, atol=0)
