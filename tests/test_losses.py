@@ -253,3 +253,5 @@ def test_chroma_weight_reaches_both_training_stages(tmp_path: Path) -> None:
         from resrgan.training.config import load_train_config, validate
 
         validate(load_train_config(smoke, ["losses.chroma_weight=-1"]))
+    with pytest.raises(Exception, match="losses.usm_weight: must be >= 0, got -0.5"):
+        validate(load_train_config(smoke, ["losses.usm_weight=-0.5"]))

@@ -188,6 +188,17 @@ def test_pool_targets_esrnet_pools_sharpened_gt_esrgan_recomputes_usm() -> None:
     torch.testing.assert_close(b.gt, ref.gt, rtol=0, atol=0)
     torch.testing.assert_close(pool.gt[:2], ref.gt, rtol=0, atol=0)
     torch.testing.assert_close(b.gt_usm, usm_sharpen(ref.gt), rtol=0, atol=0)
+    # losses.usm_weight: a stronger (or weaker) USM in the targets, the same lq in both stages
+    strong = dataclasses.replace(cfg.losses, usm_weight=1.0)
+    assert not torch.equal(usm_sharpen(ref.gt, weight=1.0), ref.gt_usm)
+    b, pool = run("esrnet", strong)
+    torch.testing.assert_close(b.lq, ref.lq, rtol=0, atol=0)
+    torch.testing.assert_close(b.gt, usm_sharpen(ref.gt, weight=1.0), rtol=0, atol=0)
+    torch.testing.assert_close(pool.gt[:2], b.gt, rtol=0, atol=0)
+    b, pool = run("esrgan", strong)
+    torch.testing.assert_close(b.lq, ref.lq, rtol=0, atol=0)
+    torch.testing.assert_close(b.gt, ref.gt, rtol=0, atol=0)
+    torch.testing.assert_close(b.gt_usm, usm_sharpen(ref.gt, weight=1.0), rtol=0, atol=0)
 
 
 def test_validation_metrics_closed_form() -> None:

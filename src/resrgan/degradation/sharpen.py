@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 USM_RADIUS = 51  # upstream USMSharp(radius=50): made odd -> 51
+USM_WEIGHT = 0.5  # upstream USMSharp's weight
 USM_SIGMA = 0.3 * ((USM_RADIUS - 1) * 0.5 - 1) + 0.8  # OpenCV's rule for sigma <= 0: 8.0
 
 
@@ -104,7 +105,7 @@ def separable_filter(img: Tensor, taps: Tensor | None = None) -> Tensor:
     return out.view(img.shape).to(img.dtype)
 
 
-def usm_sharpen(img: Tensor, weight: float = 0.5, threshold: float = 10.0) -> Tensor:
+def usm_sharpen(img: Tensor, weight: float = USM_WEIGHT, threshold: float = 10.0) -> Tensor:
     """Unsharp-mask (B, C, H, W) images in [0, 1]; upstream ``USMSharp()(img)`` with its defaults.
 
     ``residual = img - blur``; ``mask = |residual|·255 > threshold``; ``soft = blur(mask)``;

@@ -89,7 +89,9 @@ class LossConfig:
     ``chroma_weight`` (ours; 0 as the original): an extra L1 on the colour part of each pixel
     (channel minus the pixel's channel mean) against the L1's target, so colour the target does
     not have costs more than the plain L1 charges; with grey crops (``data.gray_prob``) it
-    teaches that a grey picture stays grey."""
+    teaches that a grey picture stays grey. ``usm_weight`` (0.5 as the original): the strength of
+    the unsharp mask that makes the sharpened targets (``gt_usm``) of the losses; the LQ is
+    always degraded from the original's USM(gt), so only the targets change."""
 
     pixel_weight: float = 1.0
     perceptual_weight: float = 1.0
@@ -102,6 +104,7 @@ class LossConfig:
     gan_gt_usm: bool = False
     gan_luma: bool = False
     chroma_weight: float = 0.0
+    usm_weight: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -231,8 +234,9 @@ def validate(cfg: TrainConfig, *, world_size: int = 1) -> TrainConfig:
             f"one of pixel_weight, chroma_weight must be > 0 (got {cfg.losses.pixel_weight:g}, "
             f"{cfg.losses.chroma_weight:g})"
         )
-    if cfg.losses.chroma_weight < 0:
-        raise ConfigError(f"losses.chroma_weight: must be >= 0, got {cfg.losses.chroma_weight}")
+    for key in ("chroma_weight", "usm_weight"):
+        if getattr(cfg.losses, key) < 0:
+            raise ConfigError(f"losses.{key}: must be >= 0, got {getattr(cfg.losses, key)}")
     if cfg.guard.stuck_validations < 1:
         raise ConfigError(
             f"guard.stuck_validations: must be >= 1, got {cfg.guard.stuck_validations}"

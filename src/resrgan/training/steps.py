@@ -58,7 +58,7 @@ def synthesize_batch(
     ``feed_data``."""
     from ..degradation.params import sample_degradation
     from ..degradation.pipeline import make_training_batch
-    from ..degradation.sharpen import usm_sharpen
+    from ..degradation.sharpen import USM_WEIGHT, usm_sharpen
 
     deg = cfg.degradation
     if cfg.model == "esrgan" and not deg.gt_usm:
@@ -73,13 +73,15 @@ def synthesize_batch(
         # upstream: L1 against USM(gt) when gt_usm; losses.l1_gt_usm: false keeps the lq made
         # from USM(gt) but makes the plain gt the target (what a PSNR against gt rewards)
         gt = tb.gt_usm if deg.gt_usm and cfg.losses.l1_gt_usm else tb.gt
+        if gt is tb.gt_usm and cfg.losses.usm_weight != USM_WEIGHT:
+            gt = usm_sharpen(tb.gt, weight=cfg.losses.usm_weight)
         if pool is not None:
             lq, gt = pool.push_pop(lq, gt, generator=pool_generator)  # type: ignore[attr-defined]
         return Batch(lq=lq.contiguous(), gt=gt, gt_usm=gt)
     gt = tb.gt
     if pool is not None:
         lq, gt = pool.push_pop(lq, gt, generator=pool_generator)  # type: ignore[attr-defined]
-    return Batch(lq=lq.contiguous(), gt=gt, gt_usm=usm_sharpen(gt))
+    return Batch(lq=lq.contiguous(), gt=gt, gt_usm=usm_sharpen(gt, weight=cfg.losses.usm_weight))
 
 
 @torch.no_grad()
@@ -89,7 +91,7 @@ def paired_batch(lq: torch.Tensor, gt: torch.Tensor, cfg: TrainConfig) -> Batch:
         return Batch(lq=lq.contiguous(), gt=gt, gt_usm=gt)
     from ..degradation.sharpen import usm_sharpen
 
-    return Batch(lq=lq.contiguous(), gt=gt, gt_usm=usm_sharpen(gt))
+    return Batch(lq=lq.contiguous(), gt=gt, gt_usm=usm_sharpen(gt, weight=cfg.losses.usm_weight))
 
 
 def _backward_step(
