@@ -286,3 +286,22 @@ def test_gan_luma_reaches_the_training_steps(
         )
         assert rc == 0
     assert seen == [False] * 6 + [True] * 6  # per step: D(fake) for G, D(real), D(fake) for D
+
+
+def test_paired_batches_take_the_target_usm_weight() -> None:
+    from pathlib import Path
+
+    from resrgan.degradation.sharpen import usm_sharpen
+    from resrgan.training.config import load_train_config
+    from resrgan.training.steps import paired_batch
+
+    cfg = load_train_config(Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml")
+    lq = torch.rand(2, 3, 24, 24, generator=torch.Generator().manual_seed(1))
+    gt = torch.rand(2, 3, 96, 96, generator=torch.Generator().manual_seed(2))
+    b = paired_batch(lq, gt, dataclasses.replace(cfg, model="esrnet"))
+    assert b.gt is gt and b.gt_usm is gt  # your own pairs: no sharpening in stage 1
+    for w in (0.5, 1.5):
+        losses = dataclasses.replace(cfg.losses, usm_weight=w)
+        b = paired_batch(lq, gt, dataclasses.replace(cfg, model="esrgan", losses=losses))
+        torch.testing.assert_close(b.gt_usm, usm_sharpen(gt, weight=w), rtol=0, atol=0)
+    assert not torch.equal(usm_sharpen(gt, weight=1.5), usm_sharpen(gt))
