@@ -77,11 +77,11 @@ def synthetic_set(hr_dir: Path, n: int) -> tuple[list[np.ndarray], list[np.ndarr
 class Method:
     """One column: bicubic or a network run through the Upscaler (untiled for small inputs)."""
 
-    def __init__(self, spec: str) -> None:
+    def __init__(self, spec: str, name: str | None = None) -> None:
         self.spec = spec
         self.s_per_step: float | None = None
         p = Path(spec)
-        self.name = p.name if p.exists() else spec
+        self.name = name or (p.name if p.exists() else spec)
         self.up = None
         if spec == "bicubic":
             return
@@ -97,6 +97,26 @@ class Method:
             h, w = img.shape[:2]
             return cv2.resize(img, (4 * w, 4 * h), interpolation=cv2.INTER_CUBIC)
         return self.up.upscale(img)
+
+
+def labels(specs: list[str]) -> list[str]:
+    """Column names: a path's last part, or as many last parts as set it apart from the others
+    (``runs/a/ema/step_00900.safetensors`` beside ``runs/b/ema/step_00900.safetensors``
+    becomes ``a/ema/step_00900.safetensors``)."""
+
+    def tail(spec: str, depth: int) -> str:
+        return "/".join(Path(spec).parts[-depth:]) if Path(spec).exists() else spec
+
+    names = []
+    for i, spec in enumerate(specs):
+        others = [o for j, o in enumerate(specs) if j != i]
+        depth = 1
+        while depth < len(Path(spec).parts) and tail(spec, depth) in {
+            tail(o, depth) for o in others
+        }:
+            depth += 1
+        names.append(tail(spec, depth))
+    return names
 
 
 def _s_per_step(path: Path) -> float | None:
@@ -158,15 +178,15 @@ def main() -> int:
             ap.error("--grid-only needs --grid PNG")
         wanted = {c[0] for c in GRID_CROPS}
         reals = [(n, img) for n, img in reals if n in wanted]
-        models = [Method(spec) for spec in args.models]
+        models = [Method(s, n) for s, n in zip(args.models, labels(args.models), strict=True)]
         write_grid(args.grid, reals, {m.name: {n: m(img) for n, img in reals} for m in models})
         print(f"grid: {args.grid}")
         return 0
     params = load_niqe_params(args.niqe_params)
     lqs, gts = synthetic_set(args.hr_val, args.pairs)
     rows, outputs = [], {}
-    for spec in args.models:
-        m = Method(spec)
+    for spec, label in zip(args.models, labels(args.models), strict=True):
+        m = Method(spec, label)
         t = time.perf_counter()
         outs = {name: m(img) for name, img in reals}
         secs = time.perf_counter() - t
