@@ -58,11 +58,20 @@ def test_stage2_starts_from_stage1_with_the_measured_recipe() -> None:
     assert s2.model == "esrgan" and s2.init_from.endswith("compact_x4_stage1/model.safetensors")
     los = s2.losses
     assert los.perceptual_net == "effnet_lite0"
-    assert (los.perceptual_weight, los.gan_weight) == (0.3, 0.05)
+    assert (los.perceptual_weight, los.gan_weight, los.usm_weight) == (0.15, 0.05, 1.0)
     assert (los.gan_luma, los.chroma_weight, s2.data.gray_prob) == (True, 3.0, 0.2)
+    assert los.l1_gt_usm and s2.total_iters == 1600
     assert s2.network_d.type == "UNetDiscriminatorSN" and s2.network_d.num_feat == 32
     # the library's default perceptual net stays the real VGG19
     assert load_train_config(None).losses.perceptual_net == "vgg19"
+
+
+def test_stage1_is_he_initialised_and_learns_the_plain_gt() -> None:
+    s1 = load_train_config(COMPACT[0])
+    assert s1.model == "esrnet" and s1.init_from is None and s1.total_iters == 4000
+    assert s1.network_g.init == "he" and s1.network_g.init_last_scale == 0.0
+    # the LQ is still made from the USM-sharpened GT, as the original's; only the L1 target is plain
+    assert not s1.losses.l1_gt_usm and s1.degradation.gt_usm
 
 
 def _train(config: Path, hr: Path, out: Path, iters: int, *extra: str) -> None:

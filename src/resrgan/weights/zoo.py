@@ -278,7 +278,7 @@ _ALL = (
 )
 
 # Our own models, trained by resrgan and shipped inside the package (docs/models.md, model card).
-COMPACT_X4_SHA256 = "7533c0624c3eaec1bca5d8c259cb61f4e4d299801b188196fdd4ad0551da4593"
+COMPACT_X4_SHA256 = "d5ec0fc8fea7440dd8b12d3dc856c8ef55521ada34f305e43a420c94c0a05af3"
 _OURS = (
     ModelInfo(
         name="resrgan-compact-x4",
