@@ -31,7 +31,7 @@ def test_the_shipped_file_is_fp16_safetensors_with_its_pinned_sha256() -> None:
         dtypes = {f.get_tensor(k).dtype for k in f.keys()}  # noqa: SIM118
         meta = f.metadata()
     assert {str(d) for d in dtypes} == {"torch.float16"}
-    # stage 2 at 1,200 steps, from stage 1's EMA (docs/models.md)
+    # stage 2 at 1,600 steps, from stage 1's EMA (docs/models.md)
     assert meta["arch"] == "SRVGGNetCompact" and meta["stage"] == "esrgan"
     assert meta["name"] == "resrgan-compact-x4" and meta["step"] == "1600"
 
