@@ -18,13 +18,19 @@ same input.
     python bench/compare_original.py --crop 96          # centre crops: a quick check
     python bench/compare_original.py --model realesr-animevideov3 --crop 96
     python bench/compare_original.py --speed 128        # speed only: both sides vs a matmul
+    python bench/compare_original.py --speed 128 --ncnn # and the ncnn runtime beside them
 
 Prints one row per image: PSNR (dB) of our output against the original's (identical = inf), the
 largest absolute difference in output code values, and the seconds each side took. ``--speed N``
-instead times both sides' ``enhance`` on an N x N crop of OST_009.png, alternately (best of 3
-each), and prints their GFLOP/s and the ratio to a 2048² fp32 matmul measured in the same process
-(bench/infer.py's reference): the issue's "the original reaches 94 % of the matmul", re-measured
-on the machine at hand.
+instead times both sides' ``enhance`` on the top-left crop of at most N x N of OST_009.png
+(640x448; ``--speed 640``: the whole photo), alternately (best of ``--reps``, 3), and prints their
+GFLOP/s and the ratio to a 2048² fp32 matmul measured in the same process (bench/infer.py's
+reference): the issue's "the original reaches 94 % of the matmul", re-measured
+on the machine at hand. ``--ncnn`` adds a third contender in the same alternation: the same
+weights exported as ncnn with fp32 weights (``resrgan export MODEL -o DIR --no-fp16``) and run by
+the ncnn runtime on the CPU in fp32 (its own compiled Winograd and packed-GEMM kernels), with the
+same conversions around it (BGR uint8 in, [0, 1] float, clip and round out): what a compiled
+runtime gets from this machine.
 """
 
 from __future__ import annotations
@@ -120,8 +126,46 @@ def psnr(a, b, peak: float) -> float:  # type: ignore[no-untyped-def]
     return math.inf if mse == 0 else 10 * math.log10(peak * peak / mse)
 
 
-def speed(theirs, ours, path: Path, n: int, outscale: int) -> None:  # type: ignore[no-untyped-def]
-    """Both sides' ``enhance`` on an n x n crop, alternately, against a matmul in this process."""
+class NcnnFp32:
+    """``enhance``-alike around the ncnn runtime (CPU, fp32 storage and arithmetic): BGR uint8 in,
+    BGR uint8 out, the network run as one image (no tiles, no pre-pad), like the other two."""
+
+    def __init__(self, model: str, threads: int) -> None:
+        import ncnn
+
+        from resrgan.export import export_ncnn
+
+        self._dir = tempfile.TemporaryDirectory()
+        param, binf = export_ncnn(model, self._dir.name, fp16=False)
+        self.net = ncnn.Net()
+        opt = self.net.opt
+        opt.use_vulkan_compute = False
+        for name in ("use_fp16_storage", "use_fp16_packed", "use_fp16_arithmetic",
+                     "use_bf16_storage", "use_bf16_packed", "use_int8_inference"):  # fmt: skip
+            setattr(opt, name, False)
+        opt.num_threads = threads
+        if self.net.load_param(str(param)) or self.net.load_model(str(binf)):
+            raise SystemExit(f"ncnn could not load {param}")
+        self._mat = ncnn.Mat
+
+    def enhance(self, img, outscale: int):  # type: ignore[no-untyped-def]
+        import numpy as np
+
+        x = np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1), dtype=np.float32) / 255.0
+        ex = self.net.create_extractor()
+        ex.input("data", self._mat(x))
+        ret, out = ex.extract("output")
+        if ret:
+            raise RuntimeError(f"ncnn extract failed with {ret}")
+        y = np.clip(np.array(out), 0.0, 1.0).transpose(1, 2, 0)[:, :, ::-1] * 255.0
+        return np.round(y).astype(np.uint8), "RGB"
+
+
+def speed(theirs, ours, path: Path, n: int, outscale: int, extra=None, reps: int = 3) -> None:  # type: ignore[no-untyped-def]
+    """Both sides' ``enhance`` on the top-left crop of at most n x n (the whole image when n is
+    larger), alternately, best of ``reps``, against a matmul in this process;
+    ``extra``: more contenders (name -> object with ``enhance``) in the same alternation, each
+    also given as PSNR against the original's output."""
     import cv2
     import numpy as np
     import torch
@@ -130,10 +174,11 @@ def speed(theirs, ours, path: Path, n: int, outscale: int) -> None:  # type: ign
     from infer import alternate, conv_flops_per_pixel, matmul_gflops
 
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None or img.shape[0] < n or img.shape[1] < n:
-        sys.exit(f"{path}: cannot read an {n}x{n} crop")
+    if img is None:
+        sys.exit(f"{path}: cannot read it")
     img = np.ascontiguousarray(img[:n, :n])
-    flop = conv_flops_per_pixel(ours.model) * n * n
+    h, w = img.shape[:2]
+    flop = conv_flops_per_pixel(ours.model) * h * w
     theirs.enhance(img.copy(), outscale=outscale)  # warm-up: oneDNN builds kernels per shape
     ours.enhance(img.copy(), outscale=outscale)
     mm = matmul_gflops("fp32")
@@ -141,14 +186,22 @@ def speed(theirs, ours, path: Path, n: int, outscale: int) -> None:  # type: ign
     def run(side):  # type: ignore[no-untyped-def]
         return lambda: side.enhance(img.copy(), outscale=outscale)
 
-    best = alternate({"original": run(theirs), "resrgan": run(ours)}, 3)
+    sides = {"original": run(theirs), "resrgan": run(ours)}
+    for name, side in (extra or {}).items():
+        side.enhance(img.copy(), outscale=outscale)
+        sides[name] = run(side)
+    best = alternate(sides, reps)
     mm = max(mm, matmul_gflops("fp32"))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {n}x{n} crop of "
-          f"{path.name}; fp32 matmul 2048^2: {mm:.0f} GFLOP/s")  # fmt: skip
-    print("| code | s | GFLOP/s | vs fp32 matmul |\n|---|---|---|---|")
-    for name, (secs, _out) in best.items():
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {w}x{h} of "
+          f"{path.name}, best of {reps}; fp32 matmul 2048^2: {mm:.0f} GFLOP/s")  # fmt: skip
+    ref = best["original"][1][0]
+    print("| code | s | GFLOP/s | vs fp32 matmul | vs original | PSNR vs original dB |")
+    print("|---|---|---|---|---|---|")
+    for name, (secs, out) in best.items():
         g = flop / secs / 1e9
-        print(f"| {name} | {secs:.3f} | {g:.0f} | {g / mm:.0%} |")
+        db = "" if name == "original" else f"{psnr(ref, out[0], 255.0):.1f}"
+        print(f"| {name} | {secs:.3f} | {g:.0f} | {g / mm:.0%} | "
+              f"{best['original'][0] / secs:.2f}x | {db} |")  # fmt: skip
 
 
 def main() -> None:
@@ -158,7 +211,10 @@ def main() -> None:
     ap.add_argument("--src", type=Path, default=Path(tempfile.gettempdir()) / "resrgan_original")
     ap.add_argument("--crop", type=int, default=0, help="centre crop of at most N x N (0 = full)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
-    ap.add_argument("--speed", type=int, default=0, metavar="N", help="time an N x N crop only")
+    ap.add_argument("--speed", type=int, default=0, metavar="N",
+                    help="time a crop of at most N x N only (OST_009 is 640x448)")  # fmt: skip
+    ap.add_argument("--reps", type=int, default=3, help="with --speed: runs per side (best of)")
+    ap.add_argument("--ncnn", action="store_true", help="with --speed: the ncnn runtime too")
     args = ap.parse_args()
 
     bs_root, rg_root = fetch(args.src)
@@ -189,7 +245,8 @@ def main() -> None:
     outscale = info.scale
 
     if args.speed:
-        speed(theirs, ours, args.images / "OST_009.png", args.speed, outscale)
+        extra = {"ncnn fp32": NcnnFp32(info.name, torch.get_num_threads())} if args.ncnn else {}
+        speed(theirs, ours, args.images / "OST_009.png", args.speed, outscale, extra, args.reps)
         return
     print(f"model: {info.name}, weights: {weights}")
     print(

@@ -5,6 +5,7 @@ CLI start-up, memory.
     python bench/infer.py --quick         # 128x128 only, fewer tile settings
     python bench/infer.py --only speed,tiles,bf16,cli,memory --threads 2
     python bench/infer.py --only order --threads 2   # x4plus: whole image vs bands, 128-1024
+    python bench/infer.py --only products            # the Winograd products' GEMMs vs a matmul
 
 Each speed row runs in its own subprocess so that its peak RSS (ru_maxrss) is its own. GFLOP/s
 counts the network's convolutions (2 FLOP per multiply-add; RealESRGAN_x4plus is 35.8 MFLOP per
@@ -399,11 +400,43 @@ def section_order(sizes: list[int], threads: int, reps: int, blocks: int | None)
             )
 
 
+def section_products(threads: int) -> None:
+    """The Winograd trunk's products alone (``TileMaps.conv``'s ``torch.bmm``: 36 products of a
+    (Cout, Cin) kernel with a strided (Cin, tiles) slice of the transforms), for the five
+    convolutions of an x4plus dense block, against a 2048² matmul with the same threads: how much
+    of the machine's matmul rate these thin GEMMs (Cout 32 or 64) get. They are ~55 % of the
+    trunk's time, so they bound what the Winograd trunk can reach on a machine."""
+    import torch
+
+    convs = ((32, 64), (32, 96), (32, 128), (32, 160), (64, 192))  # (Cout, Cin)
+    print("\n## Winograd products (x4plus dense block) vs fp32 matmul\n")
+    print("| threads | trunk | tiles | Cout x Cin: GFLOP/s | block | vs 2048² matmul |")
+    print("|---|---|---|---|---|---|")
+    for th in sorted({1, threads}):
+        torch.set_num_threads(th)
+        mm = matmul_gflops("fp32")
+        for side in (128, 512):
+            tiles = (side // 4) ** 2
+            u_all = torch.randn(36, 192, tiles)
+            rates, flop, secs = [], 0.0, 0.0
+            for co, ci in convs:
+                w, u, out = torch.randn(36, co, ci), u_all[:, :ci], torch.empty(36, co, tiles)
+                best = alternate({"bmm": lambda w=w, u=u, out=out: torch.bmm(w, u, out=out)}, 10)
+                f = 2 * 36 * co * ci * tiles
+                rates.append(f"{co}x{ci}: {f / best['bmm'][0] / 1e9:.0f}")
+                flop, secs = flop + f, secs + best["bmm"][0]
+            rate = flop / secs / 1e9
+            print(f"| {th} | {side}x{side} | {tiles} | {', '.join(rates)} | {rate:.0f} "
+                  f"| {rate / mm:.0%} of {mm:.0f} |", flush=True)  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--only", default="speed,tiles,bf16,cli,memory", help="sections; also: order")
+    p.add_argument(
+        "--only", default="speed,tiles,bf16,cli,memory", help="sections; also: order, products"
+    )
     p.add_argument("--order-sizes", default="128,512,1024", help="input sizes of --only order")
     p.add_argument("--order-reps", type=int, default=2, help="runs per order and size (best of)")
     p.add_argument(
@@ -448,6 +481,8 @@ def main() -> None:
     if "order" in only:
         sizes = [int(v) for v in a.order_sizes.split(",")]
         section_order(sizes, a.threads, a.order_reps, a.order_blocks)
+    if "products" in only:
+        section_products(a.threads)
 
 
 if __name__ == "__main__":
