@@ -19,6 +19,7 @@ same input.
     python bench/compare_original.py --model realesr-animevideov3 --crop 96
     python bench/compare_original.py --speed 128        # speed only: both sides vs a matmul
     python bench/compare_original.py --speed 128 --ncnn # and the ncnn runtime beside them
+    python bench/compare_original.py --speed 640 --reuse-freed-memory  # both sides, as our CLI
 
 Prints one row per image: PSNR (dB) of our output against the original's (identical = inf), the
 largest absolute difference in output code values, and the seconds each side took. ``--speed N``
@@ -215,8 +216,18 @@ def main() -> None:
                     help="time a crop of at most N x N only (OST_009 is 640x448)")  # fmt: skip
     ap.add_argument("--reps", type=int, default=3, help="with --speed: runs per side (best of)")
     ap.add_argument("--ncnn", action="store_true", help="with --speed: the ncnn runtime too")
+    ap.add_argument(
+        "--reuse-freed-memory",
+        action="store_true",
+        help="keep freed memory in this process for both sides (resrgan.allocator, as the CLI)",
+    )
     args = ap.parse_args()
 
+    if args.reuse_freed_memory:
+        from resrgan.allocator import reuse_freed_memory
+
+        if not reuse_freed_memory():
+            sys.exit("--reuse-freed-memory: this C library does not take glibc's mallopt")
     bs_root, rg_root = fetch(args.src)
     their_archs, RealESRGANer = import_original(bs_root, rg_root)
 
