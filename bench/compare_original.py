@@ -24,7 +24,7 @@ same input.
 Prints one row per image: PSNR (dB) of our output against the original's (identical = inf), the
 largest absolute difference in output code values, and the seconds each side took. ``--speed N``
 instead times both sides' ``enhance`` on the top-left crop of at most N x N of OST_009.png
-(640x448; ``--speed 640``: the whole photo), alternately (best of ``--reps``, 3), and prints their
+(448x640; ``--speed 640``: the whole photo), alternately (best of ``--reps``, 3), and prints their
 GFLOP/s and the ratio to a 2048² fp32 matmul measured in the same process (bench/infer.py's
 reference): the issue's "the original reaches 94 % of the matmul", re-measured
 on the machine at hand. ``--ncnn`` adds a third contender in the same alternation: the same
@@ -213,7 +213,7 @@ def main() -> None:
     ap.add_argument("--crop", type=int, default=0, help="centre crop of at most N x N (0 = full)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     ap.add_argument("--speed", type=int, default=0, metavar="N",
-                    help="time a crop of at most N x N only (OST_009 is 640x448)")  # fmt: skip
+                    help="time a crop of at most N x N only (OST_009 is 448x640)")  # fmt: skip
     ap.add_argument("--reps", type=int, default=3, help="with --speed: runs per side (best of)")
     ap.add_argument("--ncnn", action="store_true", help="with --speed: the ncnn runtime too")
     ap.add_argument(
